@@ -1,0 +1,21 @@
+# `make demo` and `make test` both set up .venv first (scripts/setup.sh, a no-op once done).
+PY := .venv/bin/python
+SETUP_STAMP := .venv/.setup-stamp
+
+.PHONY: setup demo test test-fast bench
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(PY) tools/demo.py --out demo_output
+
+# Everything, slow tests included (CI runs this).
+test: setup
+	$(PY) -m pytest -q tests
+
+# The quick subset for development.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" tests
+
+bench: setup
+	$(PY) tools/bench_pretrain.py --out docs/bench_pretrain.csv

@@ -1,0 +1,243 @@
+"""The Vision Transformer shared by pre-training, classification, detection and segmentation.
+
+State-dict names follow the official MAE / timm ViT (`patch_embed.proj`, `cls_token`, `pos_embed`,
+`blocks.N.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}`, `norm`), so official checkpoints load
+as they are. The transfer options (windowed attention, relative positions) are off by default and
+start at zero, so a pre-trained encoder computes the same function when they are turned on.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import DropPath, Mlp
+from torch.utils.checkpoint import checkpoint
+
+from .pos_embed import resample_pos_embed, sincos_2d
+
+# name -> (embed_dim, depth, num_heads, default patch size)
+VIT_SIZES = {
+    "vit_tiny": (192, 12, 3, 16),
+    "vit_small": (384, 12, 6, 16),
+    "vit_base": (768, 12, 12, 16),
+    "vit_large": (1024, 24, 16, 16),
+    "vit_huge": (1280, 32, 16, 14),
+}
+
+
+def _pair(x):
+    return (x, x) if isinstance(x, int) else tuple(x)
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, patch_size=16, in_chans=3, embed_dim=768):
+        super().__init__()
+        self.patch_size = patch_size
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, imgs):
+        """(B, C, H, W) -> tokens (B, h*w, D) in row-major order, and the grid (h, w)."""
+        H, W = imgs.shape[-2:]
+        if H % self.patch_size or W % self.patch_size:
+            raise ValueError(f"image size {H}x{W} is not divisible by the patch size {self.patch_size}")
+        x = self.proj(imgs)
+        return x.flatten(2).transpose(1, 2), (x.shape[2], x.shape[3])
+
+
+def _relative_coords(q_size, k_size, table):
+    """Look up a (2*max-1, C) table of decomposed relative positions, resampled when sizes differ."""
+    num = 2 * max(q_size, k_size) - 1
+    if table.shape[0] != num:
+        table = F.interpolate(table.t()[None], size=num, mode="linear").squeeze(0).t()
+    q = torch.arange(q_size, device=table.device)[:, None] * max(k_size / q_size, 1.0)
+    k = torch.arange(k_size, device=table.device)[None, :] * max(q_size / k_size, 1.0)
+    return table[(q - k + (k_size - 1) * max(q_size / k_size, 1.0)).long()]
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention through F.scaled_dot_product_attention.
+
+    rel_pos: None; "bias" (BEiT relative position bias, one table per block, cls token included);
+    or "decomposed" (ViTDet/MViTv2 decomposed relative positions, spatial tokens only).
+    rel_pos_grid is the (rows, cols) grid the tables are sized for (a window for windowed blocks).
+    """
+
+    def __init__(self, dim, num_heads=8, qkv_bias=True, rel_pos=None, rel_pos_grid=None):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"embed dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.rel_pos = rel_pos
+        if rel_pos is None:
+            return
+        rows, cols = _pair(rel_pos_grid)
+        if rel_pos == "decomposed":
+            self.rel_pos_h = nn.Parameter(torch.zeros(2 * rows - 1, dim // num_heads))
+            self.rel_pos_w = nn.Parameter(torch.zeros(2 * cols - 1, dim // num_heads))
+        elif rel_pos == "bias":
+            num_relative = (2 * rows - 1) * (2 * cols - 1)
+            self.relative_position_bias_table = nn.Parameter(torch.zeros(num_relative + 3, num_heads))
+            coords = torch.stack(torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")).flatten(1)
+            rel = coords[:, :, None] - coords[:, None, :]
+            index = torch.zeros(rows * cols + 1, rows * cols + 1, dtype=torch.long)
+            index[1:, 1:] = (rel[0] + rows - 1) * (2 * cols - 1) + rel[1] + cols - 1
+            index[0, :], index[:, 0], index[0, 0] = num_relative, num_relative + 1, num_relative + 2
+            self.register_buffer("relative_position_index", index, persistent=False)
+            self.rel_pos_grid = (rows, cols)
+        else:
+            raise ValueError(f"rel_pos must be None, 'bias' or 'decomposed', got {rel_pos!r}")
+
+    def _bias(self, q, grid, num_prefix_tokens):
+        if self.rel_pos == "bias":
+            if tuple(grid) != self.rel_pos_grid:
+                raise ValueError(f"relative position bias is sized for grid {self.rel_pos_grid}, got {tuple(grid)}")
+            index = self.relative_position_index[1 - num_prefix_tokens:, 1 - num_prefix_tokens:]
+            return self.relative_position_bias_table[index].permute(2, 0, 1).unsqueeze(0).to(q.dtype)
+        if num_prefix_tokens:
+            raise ValueError("decomposed relative positions work on spatial tokens only (no cls token)")
+        rows, cols = grid
+        B, heads, _, head_dim = q.shape
+        r_q = q.reshape(B, heads, rows, cols, head_dim)
+        rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, _relative_coords(rows, rows, self.rel_pos_h).to(q.dtype))
+        rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, _relative_coords(cols, cols, self.rel_pos_w).to(q.dtype))
+        bias = rel_h[..., :, None] + rel_w[..., None, :]
+        return bias.reshape(B, heads, rows * cols, rows * cols)
+
+    def forward(self, x, grid=None, num_prefix_tokens=0):
+        B, N, C = x.shape
+        q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
+        bias = None if self.rel_pos is None else self._bias(q, grid, num_prefix_tokens)
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return self.proj(x.transpose(1, 2).reshape(B, N, C))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block; window_size > 0 makes attention local to non-overlapping windows."""
+
+    def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=True, drop_path=0.0, norm_eps=1e-6,
+                 window_size=0, rel_pos=None, rel_pos_grid=None):
+        super().__init__()
+        self.window_size = window_size
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = Attention(dim, num_heads, qkv_bias, rel_pos, (window_size, window_size) if window_size else rel_pos_grid)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
+
+    def forward(self, x, grid=None, num_prefix_tokens=0):
+        if self.window_size:
+            attn = self._windowed_attention(self.norm1(x), grid, num_prefix_tokens)
+        else:
+            attn = self.attn(self.norm1(x), grid, num_prefix_tokens)
+        x = x + self.drop_path(attn)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    def _windowed_attention(self, x, grid, num_prefix_tokens):
+        if num_prefix_tokens:
+            raise ValueError("windowed attention works on spatial tokens only: call the ViT with cls_token=False")
+        B, _, C = x.shape
+        (rows, cols), ws = grid, self.window_size
+        x = F.pad(x.reshape(B, rows, cols, C), (0, 0, 0, -cols % ws, 0, -rows % ws))
+        pr, pc = x.shape[1] // ws, x.shape[2] // ws
+        windows = x.reshape(B, pr, ws, pc, ws, C).permute(0, 1, 3, 2, 4, 5).reshape(B * pr * pc, ws * ws, C)
+        windows = self.attn(windows, (ws, ws))
+        x = windows.reshape(B, pr, pc, ws, ws, C).permute(0, 1, 3, 2, 4, 5).reshape(B, pr * ws, pc * ws, C)
+        return x[:, :rows, :cols].reshape(B, rows * cols, C)
+
+
+class VisionTransformer(nn.Module):
+    """ViT encoder without a classification head (heads belong to the tasks).
+
+    learnable_pos_embed: False keeps the fixed sin-cos embedding (pre-training); fine-tuning recipes
+    train it. window_size/global_block_indexes: ViTDet-style windowed attention in every block except
+    the listed ones. rel_pos: None, "bias" or "decomposed" (see Attention), zero-initialised.
+    """
+
+    def __init__(self, img_size=224, patch_size=16, in_chans=3, embed_dim=768, depth=12, num_heads=12,
+                 mlp_ratio=4.0, qkv_bias=True, norm_eps=1e-6, drop_path_rate=0.0, learnable_pos_embed=False,
+                 window_size=0, global_block_indexes=(), rel_pos=None, grad_checkpointing=False):
+        super().__init__()
+        self.embed_dim, self.depth, self.num_heads = embed_dim, depth, num_heads
+        self.grid_size = tuple(s // patch_size for s in _pair(img_size))
+        self.num_prefix_tokens = 1
+        self.grad_checkpointing = grad_checkpointing
+        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(sincos_2d(embed_dim, self.grid_size, 1), requires_grad=learnable_pos_embed)
+        drop_path = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear in depth
+        self.blocks = nn.ModuleList([
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_path[i], norm_eps,
+                  window_size=0 if i in global_block_indexes else window_size,
+                  rel_pos=rel_pos, rel_pos_grid=self.grid_size)
+            for i in range(depth)
+        ])
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+        self.init_weights()
+
+    def init_weights(self):
+        """The official MAE initialisation; relative-position tables stay zero."""
+        w = self.patch_embed.proj.weight.data
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        nn.init.normal_(self.cls_token, std=0.02)
+        self.apply(_init_linear_and_norm)
+
+    def pos_embed_for(self, grid):
+        """The position embedding (cls position first) for a patch grid, resampled if it differs."""
+        return resample_pos_embed(self.pos_embed, grid, self.num_prefix_tokens, old_grid=self.grid_size)
+
+    def embed(self, imgs):
+        """Patch tokens plus their position embeddings (no cls token), and the grid."""
+        x, grid = self.patch_embed(imgs)
+        return x + self.pos_embed_for(grid)[:, self.num_prefix_tokens:], grid
+
+    def prepend_cls_token(self, x):
+        cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
+        return torch.cat([cls, x], dim=1)
+
+    def run_blocks(self, x, grid=None, num_prefix_tokens=1, out_indices=()):
+        """Runs every block; returns the last output and the outputs of the blocks in out_indices."""
+        outs = []
+        for i, blk in enumerate(self.blocks):
+            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(blk, x, grid, num_prefix_tokens, use_reentrant=False)
+            else:
+                x = blk(x, grid, num_prefix_tokens)
+            if i in out_indices:
+                outs.append(x)
+        return x, outs
+
+    def forward_features(self, imgs, out_indices=(), cls_token=True):
+        """Encodes whole images. Returns (normed tokens, [block outputs of out_indices], grid).
+
+        Block outputs are taken before the final norm; with cls_token=False (dense tasks with
+        windowed attention) the sequence holds the spatial tokens only.
+        """
+        x, grid = self.embed(imgs)
+        if cls_token:
+            x = self.prepend_cls_token(x)
+        x, outs = self.run_blocks(x, grid, int(cls_token), out_indices)
+        return self.norm(x), outs, grid
+
+    def forward(self, imgs):
+        return self.forward_features(imgs)[0]
+
+
+def _init_linear_and_norm(m):
+    if isinstance(m, nn.Linear):
+        nn.init.xavier_uniform_(m.weight)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
+def build_vit(name, **overrides):
+    """build_vit("vit_base_patch16", img_size=224, ...): a size from VIT_SIZES, any patch size."""
+    size, _, patch = name.rpartition("_patch")
+    if size not in VIT_SIZES or not patch.isdigit():
+        raise ValueError(f"unknown ViT {name!r}: expected vit_{{tiny,small,base,large,huge}}_patchN")
+    dim, depth, heads, _ = VIT_SIZES[size]
+    kwargs = dict(patch_size=int(patch), embed_dim=dim, depth=depth, num_heads=heads)
+    kwargs.update(overrides)
+    return VisionTransformer(**kwargs)

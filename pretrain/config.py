@@ -1,0 +1,81 @@
+"""Pre-training settings: one dataclass, config files that instantiate it, key=value overrides."""
+import ast
+import dataclasses
+import os
+import runpy
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PretrainConfig:
+    # model (pretrain.build_mae name; model_overrides go to MaskedAutoencoder, e.g. decoder_depth)
+    model: str = "mae_vit_base_patch16"
+    model_overrides: dict = field(default_factory=dict)
+    input_size: int = 224
+    mask_ratio: float = 0.75
+    target: str = "norm_pixel"  # pixel | norm_pixel | pca (the paper's main results use norm_pixel)
+    mask_sampling: str = "random"  # random | block | grid
+    pca_fit_images: int = 2048  # images used to fit the PCA basis when target == "pca"
+    # data
+    data: str = ""  # ImageNet-style folder or a file list
+    bad_images: str = "fail"  # fail | skip (skipped images are counted and logged)
+    num_workers: int = 8
+    # optimisation (paper Table 8): lr = blr * total_batch_size / 256
+    epochs: int = 800
+    warmup_epochs: int = 40
+    batch_size: int = 64  # per process
+    total_batch_size: int = 0  # 0: batch_size * world size; otherwise reached by gradient accumulation
+    blr: float = 1.5e-4
+    min_lr: float = 0.0
+    weight_decay: float = 0.05
+    betas: tuple = (0.9, 0.95)
+    clip_grad: float = 0.0  # 0: no clipping (the paper)
+    precision: str = "auto"  # auto (bf16 where supported) | bf16 | fp16 (GPU, GradScaler) | fp32
+    seed: int = 0
+    # output
+    output_dir: str = "runs/pretrain"
+    save_every: int = 20  # epochs between numbered checkpoints (checkpoint-last.pth is every epoch)
+    vis_every: int = 20  # epochs between reconstruction figures; 0 turns them off
+    vis_images: int = 4
+
+
+def load_config(path, overrides=()):
+    """Runs a config file (it must define `config = PretrainConfig(...)`) and applies key=value
+    overrides, each parsed as a Python literal when it is one."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file not found: {path}")
+    cfg = runpy.run_path(path).get("config")
+    if not isinstance(cfg, PretrainConfig):
+        raise ValueError(f"{path} must define `config = PretrainConfig(...)`")
+    return apply_overrides(cfg, overrides)
+
+
+def apply_overrides(cfg, overrides):
+    names = {f.name: f for f in dataclasses.fields(cfg)}
+    changes = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} is not key=value")
+        if key.startswith("model_overrides."):
+            changes.setdefault("model_overrides", dict(cfg.model_overrides))[key.split(".", 1)[1]] = _literal(raw)
+            continue
+        if key not in names:
+            raise ValueError(f"unknown config key {key!r}; known keys: {', '.join(sorted(names))}")
+        value = _literal(raw)
+        default = getattr(cfg, key)
+        if isinstance(default, float) and isinstance(value, int):
+            value = float(value)
+        if isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        if default is not None and not isinstance(value, type(default)):
+            raise ValueError(f"config key {key!r} expects {type(default).__name__}, got {raw!r}")
+        changes[key] = value
+    return dataclasses.replace(cfg, **changes)
+
+
+def _literal(raw):
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw

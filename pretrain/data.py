@@ -1,0 +1,115 @@
+"""Pre-training images: an ImageNet-style folder or a file list, with per-sample seeded randomness.
+
+Every sample's augmentation and mask noise come from a seed made of (seed, epoch, index), so a run
+gives the same batches whatever the number of processes or workers, and a resumed run continues
+with exactly the batches it would have seen.
+"""
+import os
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import transforms
+
+from .masking import sample_noise
+
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+LAYOUT_HELP = ("expected an ImageNet-style folder (ROOT/train/CLASS/IMAGE.JPEG, or ROOT/CLASS/IMAGE, "
+               "or images directly in ROOT) or a text file listing one image path per line "
+               "(relative paths are taken from the list's folder)")
+
+
+class BadImageError(RuntimeError):
+    pass
+
+
+def list_images(source):
+    """All image paths of a folder (recursively, sorted) or of a list file."""
+    if not os.path.exists(source):
+        raise FileNotFoundError(f"pre-training data {source!r} does not exist; {LAYOUT_HELP}")
+    if os.path.isfile(source):
+        base = os.path.dirname(os.path.abspath(source))
+        with open(source) as f:
+            paths = [line.split()[0] for line in f if line.strip() and not line.startswith("#")]
+        paths = [p if os.path.isabs(p) else os.path.join(base, p) for p in paths]
+    else:
+        root = os.path.join(source, "train") if os.path.isdir(os.path.join(source, "train")) else source
+        paths = sorted(
+            os.path.join(d, f) for d, _, files in os.walk(root, followlinks=True)
+            for f in files if f.lower().endswith(IMG_EXTENSIONS)
+        )
+    if not paths:
+        raise FileNotFoundError(f"pre-training data {source!r} contains no images {IMG_EXTENSIONS}; {LAYOUT_HELP}")
+    return paths
+
+
+def train_transform(input_size):
+    """The paper's pre-training augmentation: RandomResizedCrop(0.2-1, bicubic) + flip."""
+    return transforms.Compose([
+        transforms.RandomResizedCrop(input_size, scale=(0.2, 1.0), interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.RandomHorizontalFlip(),
+        transforms.ToTensor(),
+        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+
+
+def eval_transform(input_size):
+    return transforms.Compose([
+        transforms.Resize(input_size, interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.CenterCrop(input_size),
+        transforms.ToTensor(),
+        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+
+
+def read_image(path):
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise BadImageError(f"cannot read image {path}: {e}") from e
+
+
+class PretrainDataset(Dataset):
+    """Yields (image, mask noise) pairs; bad_images="skip" yields BadImageError instances instead of
+    raising, which `collate` counts and reports (never silently dropped)."""
+
+    def __init__(self, paths, input_size, patch_size, mask_ratio=0.75, mask_sampling="random", seed=0,
+                 bad_images="fail"):
+        if bad_images not in ("fail", "skip"):
+            raise ValueError(f"bad_images must be 'fail' or 'skip', got {bad_images!r}")
+        self.paths, self.seed, self.epoch = paths, seed, 0
+        self.transform = train_transform(input_size)
+        self.grid = (input_size // patch_size, input_size // patch_size)
+        self.mask_ratio, self.mask_sampling, self.bad_images = mask_ratio, mask_sampling, bad_images
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        sample_seed = hash((self.seed, self.epoch, index)) % (2**63)  # tuple-of-int hashes are stable
+        try:
+            img = read_image(self.paths[index])
+        except BadImageError as e:
+            if self.bad_images == "fail":
+                raise
+            return e
+        with torch.random.fork_rng(devices=[]):  # torchvision draws from the global generator
+            torch.manual_seed(sample_seed)
+            img = self.transform(img)
+        generator = torch.Generator().manual_seed(sample_seed + 1)
+        return img, sample_noise(self.mask_sampling, self.grid, self.mask_ratio, generator=generator)
+
+
+def collate(batch):
+    """-> (images, noise, [messages of skipped bad images])."""
+    bad = [str(item) for item in batch if isinstance(item, BadImageError)]
+    good = [item for item in batch if not isinstance(item, BadImageError)]
+    if not good:
+        return None, None, bad
+    return torch.stack([g[0] for g in good]), torch.stack([g[1] for g in good]), bad

@@ -1,0 +1,289 @@
+"""The pre-training loop: DDP (torchrun), gradient accumulation, mixed precision, exact resume,
+atomic checkpoints, NaN guard, TensorBoard/CSV logs, progress bar and reconstruction figures."""
+import contextlib
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from backbones.checkpoint import load_file, save_file
+from backbones.param_groups import param_groups
+
+from .data import PretrainDataset, collate, eval_transform, list_images, read_image
+from .mae import build_mae, fit_pca
+from .visualize import save_reconstruction_figure
+
+
+def lr_at(cfg, lr, epoch):
+    """Linear warm-up, then half-cycle cosine to min_lr (epoch is fractional)."""
+    if epoch < cfg.warmup_epochs:
+        return lr * epoch / cfg.warmup_epochs
+    progress = (epoch - cfg.warmup_epochs) / max(cfg.epochs - cfg.warmup_epochs, 1e-8)
+    return cfg.min_lr + (lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def resolve_precision(precision, device):
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return "bf16" if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision=fp16 (with GradScaler) needs a GPU; use bf16 or fp32 on the CPU")
+    if precision not in ("bf16", "fp16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16, fp16 or fp32, got {precision!r}")
+    return precision
+
+
+def init_distributed():
+    """(rank, world_size, device) from torchrun's environment; gloo on CPU, nccl on GPU."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    rank, local_rank = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
+    device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def param_digest(model):
+    h = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+class Trainer:
+    def __init__(self, cfg, resume=None):
+        self.cfg = cfg
+        self.rank, self.world, self.device = init_distributed()
+        self.is_main = self.rank == 0
+        self.precision = resolve_precision(cfg.precision, self.device)
+        per_step = cfg.batch_size * self.world
+        total = cfg.total_batch_size or per_step
+        if total % per_step:
+            raise ValueError(f"total_batch_size={total} is not a multiple of batch_size x processes = {per_step}")
+        self.accum_iter = total // per_step
+        self.lr = cfg.blr * total / 256
+
+        torch.manual_seed(cfg.seed + self.rank)
+        self.model = build_mae(cfg.model, img_size=cfg.input_size, target=cfg.target,
+                               mask_sampling=cfg.mask_sampling, **cfg.model_overrides).to(self.device)
+        self.paths = list_images(cfg.data)
+        self.dataset = PretrainDataset(self.paths, cfg.input_size, self.model.patch_size, cfg.mask_ratio,
+                                       cfg.mask_sampling, cfg.seed, cfg.bad_images)
+        # DistributedSampler also for one process: the same shuffling for every world size.
+        self.sampler = DistributedSampler(self.dataset, self.world, self.rank, shuffle=True, seed=cfg.seed, drop_last=True)
+        self.loader = DataLoader(self.dataset, cfg.batch_size, sampler=self.sampler, num_workers=cfg.num_workers,
+                                 collate_fn=collate, drop_last=True, pin_memory=self.device.type == "cuda")
+        if len(self.loader) < self.accum_iter:
+            raise ValueError(f"{len(self.paths)} images give {len(self.loader)} batches per process, fewer than "
+                             f"one optimizer step ({self.accum_iter} accumulated batches of {cfg.batch_size})")
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay, no_weight_decay_names=()),
+                                           lr=self.lr, betas=tuple(cfg.betas))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
+        self.start_epoch, self.skipped = 0, []
+        self.last_path = os.path.join(cfg.output_dir, "checkpoint-last.pth")
+        if resume == "auto":
+            resume = self.last_path if os.path.isfile(self.last_path) else None
+        if resume:
+            self.load(resume)
+        elif cfg.target == "pca":
+            self.fit_pca()
+        self.ddp = DistributedDataParallel(self.model) if self.world > 1 else self.model
+
+    # -- state -----------------------------------------------------------------------------------
+    def state(self, epoch):
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(), "epoch": epoch,
+                "config": _plain(dataclasses.asdict(self.cfg)), "skipped_images": self.skipped}
+
+    def load(self, path):
+        ckpt = load_file(path)
+        self.model.load_state_dict(ckpt["model"], strict=True)
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.start_epoch = ckpt["epoch"]
+        self.skipped = list(ckpt.get("skipped_images", []))
+        self.log(f"resumed from {path} at epoch {self.start_epoch}")
+
+    def save(self, epoch):
+        if not self.is_main:
+            return
+        state = self.state(epoch)
+        save_file(state, self.last_path)
+        if epoch % self.cfg.save_every == 0 or epoch == self.cfg.epochs:
+            save_file(state, os.path.join(self.cfg.output_dir, f"checkpoint-{epoch:04d}.pth"))
+
+    def fit_pca(self):
+        n = min(self.cfg.pca_fit_images, len(self.paths))
+        transform = eval_transform(self.cfg.input_size)
+        batches = [torch.stack([transform(read_image(p)) for p in self.paths[i:i + 64]]) for i in range(0, n, 64)]
+        explained = fit_pca(self.model, batches)
+        self.log(f"PCA target: {self.model.pca_components.shape[0]} components of {n} images explain {explained:.1%} of patch variance")
+
+    def log(self, msg):
+        if self.is_main:
+            tqdm.write(f"[pretrain] {msg}")
+
+    # -- training --------------------------------------------------------------------------------
+    def autocast(self):
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16 if self.precision == "bf16" else torch.float16)
+
+    def train(self):
+        cfg = self.cfg
+        os.makedirs(cfg.output_dir, exist_ok=True)
+        writer = csv_log = None
+        if self.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+            writer = SummaryWriter(os.path.join(cfg.output_dir, "tensorboard"), purge_step=self.start_epoch * self.steps_per_epoch)
+            csv_log = CsvLog(os.path.join(cfg.output_dir, "log.csv"), self.start_epoch)
+            self.log(f"{cfg.model} on {len(self.paths)} images, {self.world} process(es) on {self.device}, "
+                     f"{self.precision}, batch {cfg.batch_size} x {self.world} x {self.accum_iter} accum, lr {self.lr:.3g}")
+        vis_imgs = self.vis_images()
+        for epoch in range(self.start_epoch, cfg.epochs):
+            loss = self.train_one_epoch(epoch, writer, csv_log)
+            self.save(epoch + 1)
+            if self.is_main and cfg.vis_every and ((epoch + 1) % cfg.vis_every == 0 or epoch + 1 == cfg.epochs):
+                path = os.path.join(cfg.output_dir, "figures", f"reconstruction-epoch{epoch + 1:04d}.png")
+                save_reconstruction_figure(self.model, vis_imgs.to(self.device), path, cfg.mask_ratio, seed=cfg.seed,
+                                           title=f"{cfg.model}, epoch {epoch + 1}, loss {loss:.3f}")
+        return self.finish(writer)
+
+    @property
+    def steps_per_epoch(self):
+        return len(self.loader) // self.accum_iter
+
+    def train_one_epoch(self, epoch, writer, csv_log):
+        cfg, model = self.cfg, self.ddp
+        model.train()
+        self.sampler.set_epoch(epoch)
+        self.dataset.set_epoch(epoch)
+        # Model-side randomness (drop path) is seeded per epoch and rank: a resumed run repeats it exactly.
+        torch.manual_seed(hash((cfg.seed, epoch, self.rank)) % (2**63))
+        n_batches = self.steps_per_epoch * self.accum_iter  # a trailing partial accumulation is left out
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.is_main,
+                   dynamic_ncols=True, leave=False)
+        loss_sum, seen, start = torch.zeros((), dtype=torch.float64), 0, time.perf_counter()
+        for i, (imgs, noise, bad) in enumerate(self.loader):
+            if i >= n_batches:
+                break
+            self.record_bad(bad)
+            step = epoch * self.steps_per_epoch + i // self.accum_iter
+            if i % self.accum_iter == 0:
+                lr = lr_at(cfg, self.lr, epoch + i / n_batches)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr * group["lr_scale"]
+            boundary = (i + 1) % self.accum_iter == 0
+            if imgs is not None:
+                imgs, noise = imgs.to(self.device, non_blocking=True), noise.to(self.device, non_blocking=True)
+                sync = contextlib.nullcontext() if boundary or self.world == 1 else model.no_sync()
+                with sync:
+                    with self.autocast():
+                        loss = model(imgs, mask_ratio=cfg.mask_ratio, noise=noise)[0]
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(
+                            f"loss is {loss.item()} at epoch {epoch + 1}, iteration {i} (rank {self.rank}); stopping. "
+                            f"The last good checkpoint is {self.last_path if os.path.isfile(self.last_path) else 'none yet'}")
+                    self.scaler.scale(loss / self.accum_iter).backward()
+                loss_sum += loss.detach().double() * len(imgs)
+                seen += len(imgs)
+            if boundary:
+                self.optimizer_step()
+                if self.is_main and imgs is not None:
+                    writer.add_scalar("train/loss", loss.item(), step)
+                    writer.add_scalar("train/lr", lr, step)
+            elapsed = time.perf_counter() - start
+            bar.update(1)
+            if imgs is not None:
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", img_s=f"{seen * self.world / elapsed:.1f}")
+        bar.close()
+        totals = torch.stack([loss_sum, torch.tensor(float(seen), dtype=torch.float64)])
+        if self.world > 1:
+            dist.all_reduce(totals)
+        epoch_loss = float(totals[0] / max(totals[1], 1))
+        images_per_s = float(totals[1]) / (time.perf_counter() - start)
+        if self.is_main:
+            writer.add_scalar("train/epoch_loss", epoch_loss, epoch + 1)
+            writer.flush()
+            csv_log.write(epoch + 1, epoch_loss, lr, images_per_s)
+            self.log(f"epoch {epoch + 1}/{cfg.epochs}: loss {epoch_loss:.4f}, lr {lr:.3g}, {images_per_s:.1f} img/s")
+        return epoch_loss
+
+    def optimizer_step(self):
+        if self.cfg.clip_grad:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def record_bad(self, messages):
+        for msg in messages:
+            self.skipped.append(msg)
+            self.log(f"skipped ({len(self.skipped)} so far): {msg}")
+
+    def vis_images(self):
+        transform = eval_transform(self.cfg.input_size)
+        return torch.stack([transform(read_image(p)) for p in self.paths[: self.cfg.vis_images]])
+
+    def finish(self, writer):
+        digests = [None] * self.world
+        if self.world > 1:
+            dist.all_gather_object(digests, param_digest(self.model))
+        else:
+            digests = [param_digest(self.model)]
+        summary = {"epochs": self.cfg.epochs, "world_size": self.world, "precision": self.precision,
+                   "skipped_images": self.skipped, "rank_param_digests": digests}
+        if self.is_main:
+            writer.close()
+            with open(os.path.join(self.cfg.output_dir, "summary.json"), "w") as f:
+                json.dump(summary, f, indent=1)
+            if self.skipped:
+                self.log(f"{len(self.skipped)} unreadable images were skipped (listed in summary.json)")
+        if self.world > 1:
+            dist.barrier()
+            dist.destroy_process_group()
+        return summary
+
+
+class CsvLog:
+    """log.csv with one row per epoch; a resumed run drops rows past its checkpoint first."""
+
+    FIELDS = ("epoch", "loss", "lr", "images_per_s")
+
+    def __init__(self, path, start_epoch):
+        self.path = path
+        rows = []
+        if os.path.isfile(path):
+            with open(path) as f:
+                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= start_epoch]
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, self.FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+
+    def write(self, epoch, loss, lr, images_per_s):
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([epoch, f"{loss:.6f}", f"{lr:.6g}", f"{images_per_s:.2f}"])
+
+
+def _plain(obj):
+    """Config values as plain lists/dicts (loadable under weights_only)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj

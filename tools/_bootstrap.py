@@ -1,0 +1,7 @@
+"""Lets `python tools/X.py` import the project's packages from the repository root."""
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
