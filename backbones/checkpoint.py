@@ -5,6 +5,7 @@ project's own checkpoints (same names, {'model': ...} plus training state), timm
 and transformers' ViTMAE (ViTMAEForPreTraining or ViTMAEModel) state dicts. Loading is strict:
 a key that is neither used nor declared as dropped is an error that names it.
 """
+import argparse
 import fnmatch
 import os
 import re
@@ -26,11 +27,16 @@ class CheckpointError(RuntimeError):
 
 
 def load_file(path):
-    """torch.load with weights_only=True; errors name the file."""
+    """torch.load with weights_only=True; errors name the file.
+
+    argparse.Namespace is allowed for this call only: checkpoints written by the official MAE
+    training code keep their command line under 'args'.
+    """
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors carry no file name of their own
         raise CheckpointError(f"cannot load checkpoint {path} with weights_only=True: {e}") from e
 

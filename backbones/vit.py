@@ -92,7 +92,7 @@ class Attention(nn.Module):
             if tuple(grid) != self.rel_pos_grid:
                 raise ValueError(f"relative position bias is sized for grid {self.rel_pos_grid}, got {tuple(grid)}")
             index = self.relative_position_index[1 - num_prefix_tokens:, 1 - num_prefix_tokens:]
-            return self.relative_position_bias_table[index].permute(2, 0, 1).unsqueeze(0).to(q.dtype)
+            return self.relative_position_bias_table[index].permute(2, 0, 1).unsqueeze(0)
         if num_prefix_tokens:
             raise ValueError("decomposed relative positions work on spatial tokens only (no cls token)")
         rows, cols = grid
@@ -107,8 +107,17 @@ class Attention(nn.Module):
         B, N, C = x.shape
         q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
         bias = None if self.rel_pos is None else self._bias(q, grid, num_prefix_tokens)
-        x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        return self.proj(x.transpose(1, 2).reshape(B, N, C))
+        return self.proj(_sdpa(q, k, v, bias).transpose(1, 2).reshape(B, N, C))
+
+
+def _sdpa(q, k, v, bias):
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+        # torch's CPU attention kernels are slower in bf16 than in fp32 (fwd+bwd, measured in
+        # docs/benchmarks.md), and fp32 is the more accurate: attend in fp32, return bf16.
+        with torch.autocast("cpu", enabled=False):
+            bias = None if bias is None else bias.float()
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=bias).to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=None if bias is None else bias.to(q.dtype))
 
 
 class Block(nn.Module):
@@ -158,6 +167,7 @@ class VisionTransformer(nn.Module):
                  window_size=0, global_block_indexes=(), rel_pos=None, grad_checkpointing=False):
         super().__init__()
         self.embed_dim, self.depth, self.num_heads = embed_dim, depth, num_heads
+        self.patch_size, self.in_chans = patch_size, in_chans
         self.grid_size = tuple(s // patch_size for s in _pair(img_size))
         self.num_prefix_tokens = 1
         self.grad_checkpointing = grad_checkpointing

@@ -79,3 +79,12 @@ def _literal(raw):
         return ast.literal_eval(raw)
     except (ValueError, SyntaxError):
         return raw
+
+
+def build_model(cfg):
+    """The MaskedAutoencoder a config describes (a PretrainConfig or its dict from a checkpoint)."""
+    from .mae import build_mae
+
+    cfg = cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg)
+    return build_mae(cfg["model"], img_size=cfg["input_size"], target=cfg["target"],
+                     mask_sampling=cfg["mask_sampling"], **cfg["model_overrides"])

@@ -18,8 +18,9 @@ from tqdm import tqdm
 from backbones.checkpoint import load_file, save_file
 from backbones.param_groups import param_groups
 
-from .data import PretrainDataset, collate, eval_transform, list_images, read_image
-from .mae import build_mae, fit_pca
+from .data import BadImageError, PretrainDataset, collate, eval_transform, list_images, read_image
+from .config import build_model
+from .mae import fit_pca
 from .visualize import save_reconstruction_figure
 
 
@@ -35,7 +36,8 @@ def resolve_precision(precision, device):
     if precision == "auto":
         if device.type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-        return "bf16" if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+        bf16_cpu = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+        return "bf16" if torch.backends.mkldnn.is_available() and bf16_cpu() else "fp32"
     if precision == "fp16" and device.type != "cuda":
         raise ValueError("precision=fp16 (with GradScaler) needs a GPU; use bf16 or fp32 on the CPU")
     if precision not in ("bf16", "fp16", "fp32"):
@@ -77,8 +79,7 @@ class Trainer:
         self.lr = cfg.blr * total / 256
 
         torch.manual_seed(cfg.seed + self.rank)
-        self.model = build_mae(cfg.model, img_size=cfg.input_size, target=cfg.target,
-                               mask_sampling=cfg.mask_sampling, **cfg.model_overrides).to(self.device)
+        self.model = build_model(cfg).to(self.device)
         self.paths = list_images(cfg.data)
         self.dataset = PretrainDataset(self.paths, cfg.input_size, self.model.patch_size, cfg.mask_ratio,
                                        cfg.mask_sampling, cfg.seed, cfg.bad_images)
@@ -89,8 +90,10 @@ class Trainer:
         if len(self.loader) < self.accum_iter:
             raise ValueError(f"{len(self.paths)} images give {len(self.loader)} batches per process, fewer than "
                              f"one optimizer step ({self.accum_iter} accumulated batches of {cfg.batch_size})")
+        # The official recipe's groups: weight decay on every >= 2-D weight. Fused AdamW: one kernel
+        # for all parameters (about 9x faster than the per-tensor loop on 2 CPU cores).
         self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay, no_weight_decay_names=()),
-                                           lr=self.lr, betas=tuple(cfg.betas))
+                                           lr=self.lr, betas=tuple(cfg.betas), fused=True)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.start_epoch, self.skipped = 0, []
         self.last_path = os.path.join(cfg.output_dir, "checkpoint-last.pth")
@@ -126,11 +129,10 @@ class Trainer:
             save_file(state, os.path.join(self.cfg.output_dir, f"checkpoint-{epoch:04d}.pth"))
 
     def fit_pca(self):
-        n = min(self.cfg.pca_fit_images, len(self.paths))
-        transform = eval_transform(self.cfg.input_size)
-        batches = [torch.stack([transform(read_image(p)) for p in self.paths[i:i + 64]]) for i in range(0, n, 64)]
-        explained = fit_pca(self.model, batches)
-        self.log(f"PCA target: {self.model.pca_components.shape[0]} components of {n} images explain {explained:.1%} of patch variance")
+        imgs = self.readable_images(self.cfg.pca_fit_images)
+        explained = fit_pca(self.model, imgs.split(64))
+        self.log(f"PCA target: {self.model.pca_components.shape[0]} components fitted on {len(imgs)} images "
+                 f"explain {explained:.1%} of patch variance")
 
     def log(self, msg):
         if self.is_main:
@@ -152,7 +154,7 @@ class Trainer:
             csv_log = CsvLog(os.path.join(cfg.output_dir, "log.csv"), self.start_epoch)
             self.log(f"{cfg.model} on {len(self.paths)} images, {self.world} process(es) on {self.device}, "
                      f"{self.precision}, batch {cfg.batch_size} x {self.world} x {self.accum_iter} accum, lr {self.lr:.3g}")
-        vis_imgs = self.vis_images()
+        vis_imgs = self.readable_images(cfg.vis_images) if cfg.vis_every else None
         for epoch in range(self.start_epoch, cfg.epochs):
             loss = self.train_one_epoch(epoch, writer, csv_log)
             self.save(epoch + 1)
@@ -235,9 +237,15 @@ class Trainer:
             self.skipped.append(msg)
             self.log(f"skipped ({len(self.skipped)} so far): {msg}")
 
-    def vis_images(self):
-        transform = eval_transform(self.cfg.input_size)
-        return torch.stack([transform(read_image(p)) for p in self.paths[: self.cfg.vis_images]])
+    def readable_images(self, count):
+        """The first `count` readable images, centre-cropped (figures show the same ones all run)."""
+        transform, imgs = eval_transform(self.cfg.input_size), []
+        for path in self.paths:
+            if len(imgs) == count:
+                break
+            with contextlib.suppress(BadImageError):
+                imgs.append(transform(read_image(path)))
+        return torch.stack(imgs)
 
     def finish(self, writer):
         digests = [None] * self.world

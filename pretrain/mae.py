@@ -35,7 +35,6 @@ class MaskedAutoencoder(VisionTransformer):
             raise ValueError(f"loss_on must be 'masked' or 'all', got {loss_on!r}")
         super().__init__(img_size, patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio,
                          norm_eps=norm_eps, drop_path_rate=drop_path_rate, grad_checkpointing=grad_checkpointing)
-        self.patch_size, self.in_chans = patch_size, in_chans
         self.target, self.loss_on, self.mask_sampling = target, loss_on, mask_sampling
         patch_dim = patch_size**2 * in_chans
 

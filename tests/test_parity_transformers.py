@@ -52,3 +52,20 @@ def test_trained_weights_still_match():
         out = peer(pixel_values=imgs, noise=noise)
     torch.testing.assert_close(pred, out.logits, atol=1e-5, rtol=0)
     torch.testing.assert_close(loss, out.loss, atol=1e-5, rtol=0)
+
+
+def test_bf16_fast_path_is_at_least_as_accurate_as_the_peer():
+    """Under CPU bf16 autocast our attention runs in fp32 (faster there): its error against the
+    fp32 result must not exceed the peer's error in the same precision."""
+    ours = MaskedAutoencoder(**tiny_mae_kwargs(norm_pix_loss=True)).eval()
+    peer = _hf_peer(True, 0.75)
+    peer.load_state_dict(official_to_hf_vitmae(ours.state_dict()), strict=True)
+    imgs, noise = torch.randn(4, 3, 32, 32), torch.rand(4, 16)
+    with torch.no_grad():
+        _, ref, _ = ours(imgs, noise=noise)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            _, pred, _ = ours(imgs, noise=noise)
+            peer_pred = peer(pixel_values=imgs, noise=noise).logits
+    ours_err = (pred.float() - ref).abs().mean()
+    peer_err = (peer_pred.float() - ref).abs().mean()
+    assert pred.dtype == torch.bfloat16 and 0 < ours_err <= peer_err * 1.05, (ours_err, peer_err)

@@ -37,11 +37,14 @@ def main(argv=None):
         overrides.append(f"data={args.data}")
     if args.output_dir:
         overrides.append(f"output_dir={args.output_dir}")
-    cfg = load_config(resolve_config_path(args.cfg), overrides)
-
+    from backbones import CheckpointError
     from pretrain.engine import Trainer
 
-    Trainer(cfg, resume=args.resume).train()
+    try:  # set-up errors (config, data, checkpoint) are the user's to fix: a message, not a traceback
+        trainer = Trainer(load_config(resolve_config_path(args.cfg), overrides), resume=args.resume)
+    except (FileNotFoundError, ValueError, CheckpointError) as e:
+        parser.exit(2, f"error: {e}\n")
+    trainer.train()
 
 
 if __name__ == "__main__":

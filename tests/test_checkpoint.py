@@ -1,0 +1,101 @@
+import argparse
+import fractions
+import os
+
+import pytest
+import torch
+
+from backbones import (MAE_DECODER_KEYS, CheckpointError, VisionTransformer, load_checkpoint, load_file,
+                       save_file, state_dict_of)
+from backbones.checkpoint import official_to_hf_vitmae
+from conftest import tiny_mae_kwargs
+from pretrain import MaskedAutoencoder
+
+OFFICIAL_DECODER_KEYS = {"mask_token", "decoder_pos_embed", "decoder_embed.weight", "decoder_embed.bias",
+                         "decoder_norm.weight", "decoder_norm.bias", "decoder_pred.weight", "decoder_pred.bias"}
+
+
+def encoder_kwargs():
+    kw = tiny_mae_kwargs()
+    return {k: kw[k] for k in ("img_size", "patch_size", "embed_dim", "depth", "num_heads")}
+
+
+def test_mae_state_dict_uses_the_official_names():
+    keys = set(MaskedAutoencoder(**tiny_mae_kwargs()).state_dict())
+    encoder = set(VisionTransformer(**encoder_kwargs()).state_dict())
+    decoder = keys - encoder
+    assert encoder <= keys
+    assert {k for k in decoder if not k.startswith("decoder_blocks.")} == OFFICIAL_DECODER_KEYS
+    assert "decoder_blocks.1.attn.qkv.weight" in decoder and "blocks.1.mlp.fc2.bias" in encoder
+
+
+def test_official_format_checkpoint_with_args_loads(tmp_path):
+    """The official training code saves {'model', 'optimizer', 'epoch', 'args': Namespace}."""
+    src = MaskedAutoencoder(**tiny_mae_kwargs())
+    path = tmp_path / "official.pth"
+    torch.save({"model": src.state_dict(), "epoch": 799, "args": argparse.Namespace(model="mae_vit_tiny")}, path)
+    dst = MaskedAutoencoder(**tiny_mae_kwargs())
+    report = load_checkpoint(dst, str(path))
+    assert not report.dropped and len(report.loaded) == len(src.state_dict())
+    for k, v in src.state_dict().items():
+        torch.testing.assert_close(dst.state_dict()[k], v)
+
+
+def test_encoder_load_must_declare_the_decoder(tmp_path):
+    path = tmp_path / "mae.pth"
+    torch.save({"model": MaskedAutoencoder(**tiny_mae_kwargs()).state_dict()}, path)
+    with pytest.raises(CheckpointError, match=r"unexpected keys: decoder_blocks\.0\.attn\.proj\.bias.*more"):
+        load_checkpoint(VisionTransformer(**encoder_kwargs()), str(path))
+    report = load_checkpoint(VisionTransformer(**encoder_kwargs()), str(path), drop=MAE_DECODER_KEYS)
+    assert OFFICIAL_DECODER_KEYS <= set(report.dropped)
+    assert "blocks.0.attn.qkv.weight" in report.loaded
+
+
+def test_missing_keys_are_named(tmp_path):
+    sd = VisionTransformer(**encoder_kwargs()).state_dict()
+    del sd["blocks.1.norm2.weight"]
+    path = tmp_path / "partial.pth"
+    torch.save(sd, path)
+    with pytest.raises(CheckpointError, match=r"missing keys: blocks\.1\.norm2\.weight"):
+        load_checkpoint(VisionTransformer(**encoder_kwargs()), str(path))
+
+
+def test_pos_embed_is_resampled_for_a_larger_model(tmp_path):
+    path = tmp_path / "enc.pth"
+    torch.save({"model": VisionTransformer(**encoder_kwargs()).state_dict()}, path)
+    big = VisionTransformer(**{**encoder_kwargs(), "img_size": 64})
+    report = load_checkpoint(big, str(path))
+    assert report.resampled == ["pos_embed (1, 17, 64) -> (1, 65, 64)"]
+
+
+def test_transformers_state_dict_loads_into_the_backbone():
+    hf = official_to_hf_vitmae(MaskedAutoencoder(**tiny_mae_kwargs()).state_dict())
+    encoder_only = {k[len("vit."):]: v for k, v in hf.items() if k.startswith("vit.")}  # a ViTMAEModel
+    for sd in (hf, encoder_only):
+        model = VisionTransformer(**encoder_kwargs())
+        model.load_state_dict(state_dict_of(sd) if sd is encoder_only else
+                              {k: v for k, v in state_dict_of(sd).items() if k in model.state_dict()})
+    assert set(state_dict_of(encoder_only)) == set(VisionTransformer(**encoder_kwargs()).state_dict())
+
+
+def test_unsafe_pickles_are_refused_with_the_path(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"model": {}, "thing": fractions.Fraction(1, 3)}, path)
+    with pytest.raises(CheckpointError, match="evil.pth.*weights_only"):
+        load_file(str(path))
+    with pytest.raises(CheckpointError, match="not found: .*nope.pth"):
+        load_file(str(tmp_path / "nope.pth"))
+
+
+def test_atomic_save_keeps_the_old_file_on_failure(tmp_path):
+    path = str(tmp_path / "ckpt.pth")
+    save_file({"x": torch.ones(2)}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full (simulated)")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_file({"x": torch.zeros(2), "bad": Unpicklable()}, path)
+    torch.testing.assert_close(load_file(path)["x"], torch.ones(2))
+    assert os.listdir(tmp_path) == ["ckpt.pth"]

@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""Times MAE pre-training steps (forward + backward + AdamW) and writes a CSV.
+
+1. Ours vs transformers' ViTMAEForPreTraining, same weights, images, noise, precision and process
+   (ViT-B/16, 224 px, mask 0.75, norm-pix loss by default).
+2. Table 2: encoder with mask tokens vs MAE's encoder on visible patches only (ViT-L, decoder
+   depth 8 and 1); speed-ups relative to "encoder w/ [M], decoder depth 8", as in the paper.
+
+  python tools/bench_pretrain.py --out docs/bench_pretrain.csv
+  python tools/bench_pretrain.py --device cuda --batch 128 --table2-batch 64   # on a GPU
+"""
+import argparse
+import contextlib
+import csv
+import os
+import platform
+import statistics
+import time
+
+import _bootstrap  # noqa: F401
+import torch
+
+from backbones.checkpoint import official_to_hf_vitmae
+from pretrain import build_mae
+
+
+def hf_peer(ours, norm_pix_loss):
+    from transformers import ViTMAEConfig, ViTMAEForPreTraining
+
+    dec = ours.decoder_blocks[0]
+    cfg = ViTMAEConfig(hidden_size=ours.embed_dim, num_hidden_layers=ours.depth, num_attention_heads=ours.num_heads,
+                       intermediate_size=4 * ours.embed_dim, image_size=ours.grid_size[0] * ours.patch_size,
+                       patch_size=ours.patch_size, decoder_hidden_size=ours.decoder_embed.out_features,
+                       decoder_num_hidden_layers=len(ours.decoder_blocks), decoder_num_attention_heads=dec.attn.num_heads,
+                       decoder_intermediate_size=4 * ours.decoder_embed.out_features, layer_norm_eps=1e-6,
+                       norm_pix_loss=norm_pix_loss, mask_ratio=0.75, attn_implementation="sdpa")
+    peer = ViTMAEForPreTraining(cfg)
+    peer.load_state_dict(official_to_hf_vitmae(ours.state_dict()), strict=True)
+    return peer
+
+
+def time_steps(step, steps, warmup):
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def make_step(model, imgs, noise, precision, device, is_hf):
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=True)  # as the trainer
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext())
+
+    def step():
+        with autocast:
+            loss = model(pixel_values=imgs, noise=noise).loss if is_hf else model(imgs, mask_ratio=0.75, noise=noise)[0]
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return step
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="mae_vit_base_patch16")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--table2-model", default="mae_vit_large_patch16")
+    parser.add_argument("--table2-batch", type=int, default=8)
+    parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--skip-table2", action="store_true")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default="bench_pretrain.csv")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    rows = []
+
+    def record(section, name, precision, batch, seconds):
+        rows.append(dict(section=section, model=name, precision=precision, batch=batch, s_per_step=f"{seconds:.4f}",
+                         img_per_s=f"{batch / seconds:.2f}", device=machine, torch=torch.__version__))
+        print(f"{section:8s} {name:45s} {precision:5s} batch {batch:4d}: {seconds:8.3f} s/step {batch / seconds:8.2f} img/s", flush=True)
+
+    torch.manual_seed(0)
+    imgs = torch.randn(args.batch, 3, 224, 224, device=device)
+    base = build_mae(args.model, norm_pix_loss=True)
+    noise = torch.rand(args.batch, base.grid_size[0] * base.grid_size[1], device=device)
+    speed = {}
+    for precision in args.precisions.split(","):
+        ours = build_mae(args.model, norm_pix_loss=True).to(device)
+        ours.load_state_dict(base.state_dict())
+        speed[("ours", precision)] = time_steps(make_step(ours, imgs, noise, precision, device, False), args.steps, args.warmup)
+        record("peer", f"ours {args.model}", precision, args.batch, speed[("ours", precision)])
+        del ours
+        if not args.skip_peer:
+            peer = hf_peer(base, True).to(device)
+            speed[("hf", precision)] = time_steps(make_step(peer, imgs, noise, precision, device, True), args.steps, args.warmup)
+            record("peer", "transformers ViTMAEForPreTraining", precision, args.batch, speed[("hf", precision)])
+            del peer
+    if not args.skip_peer:
+        for precision in args.precisions.split(","):
+            print(f"ours / transformers, {precision}: {speed[('hf', precision)] / speed[('ours', precision)]:.2f}x")
+        if "fp32" in args.precisions:
+            for precision in args.precisions.split(","):
+                print(f"ours {precision} / transformers fp32: {speed[('hf', 'fp32')] / speed[('ours', precision)]:.2f}x")
+
+    if not args.skip_table2:
+        default_precision = args.precisions.split(",")[-1]
+        imgs2, noise2 = imgs[: args.table2_batch], noise[: args.table2_batch]
+        table2 = {}
+        for mask_token_in_encoder, depth in ((True, 8), (False, 8), (False, 1)):
+            model = build_mae(args.table2_model, norm_pix_loss=True, decoder_depth=depth,
+                              encoder_mask_token=mask_token_in_encoder).to(device)
+            name = f"{args.table2_model} {'w/ [M]' if mask_token_in_encoder else 'w/o [M]'} dec{depth}"
+            table2[(mask_token_in_encoder, depth)] = time_steps(make_step(model, imgs2, noise2, default_precision, device, False),
+                                                                max(2, args.steps - 2), 1)
+            record("table2", name, default_precision, args.table2_batch, table2[(mask_token_in_encoder, depth)])
+            del model
+        ref = table2[(True, 8)]
+        for depth, paper in ((8, 2.8), (1, 3.7)):
+            ratio = ref / table2[(False, depth)]
+            rows.append(dict(section="table2", model=f"speed-up w/o [M] dec{depth} vs w/ [M] dec8 (paper {paper}x)",
+                             precision=default_precision, batch=args.table2_batch, s_per_step="", img_per_s=f"{ratio:.2f}x",
+                             device=machine, torch=torch.__version__))
+            print(f"Table 2 speed-up, encoder w/o mask tokens, decoder depth {depth}: {ratio:.2f}x (paper {paper}x)")
+
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
