@@ -177,7 +177,7 @@ class Trainer:
         torch.manual_seed(hash((cfg.seed, epoch, self.rank)) % (2**63))
         n_batches = self.steps_per_epoch * self.accum_iter  # a trailing partial accumulation is left out
         bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.is_main,
-                   dynamic_ncols=True, leave=False)
+                   dynamic_ncols=True, leave=False, mininterval=1.0)
         loss_sum, seen, start = torch.zeros((), dtype=torch.float64), 0, time.perf_counter()
         for i, (imgs, noise, bad) in enumerate(self.loader):
             if i >= n_batches:
@@ -210,7 +210,7 @@ class Trainer:
             elapsed = time.perf_counter() - start
             bar.update(1)
             if imgs is not None:
-                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", img_s=f"{seen * self.world / elapsed:.1f}")
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", img_s=f"{seen * self.world / elapsed:.1f}", refresh=False)
         bar.close()
         totals = torch.stack([loss_sum, torch.tensor(float(seen), dtype=torch.float64)])
         if self.world > 1:

@@ -39,15 +39,27 @@ def hf_peer(ours, norm_pix_loss):
     return peer
 
 
-def time_steps(step, steps, warmup):
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def cpu_name():
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def time_steps(steps_by_name, repeats, warmup):
+    """Median seconds per step for each named step function, measured round-robin (A B A B ...)
+    so that a change in machine load affects every contender alike."""
+    for step in steps_by_name.values():
+        for _ in range(warmup):
+            step()
+    times = {name: [] for name in steps_by_name}
+    for _ in range(repeats):
+        for name, step in steps_by_name.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def make_step(model, imgs, noise, precision, device, is_hf):
@@ -71,7 +83,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="mae_vit_base_patch16")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--table2-model", default="mae_vit_large_patch16")
@@ -82,7 +94,7 @@ def main(argv=None):
     parser.add_argument("--out", default="bench_pretrain.csv")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_name()}, {torch.get_num_threads()} threads"
     rows = []
 
     def record(section, name, precision, batch, seconds):
@@ -98,14 +110,14 @@ def main(argv=None):
     for precision in args.precisions.split(","):
         ours = build_mae(args.model, norm_pix_loss=True).to(device)
         ours.load_state_dict(base.state_dict())
-        speed[("ours", precision)] = time_steps(make_step(ours, imgs, noise, precision, device, False), args.steps, args.warmup)
-        record("peer", f"ours {args.model}", precision, args.batch, speed[("ours", precision)])
-        del ours
+        contenders = {"ours": make_step(ours, imgs, noise, precision, device, False)}
         if not args.skip_peer:
-            peer = hf_peer(base, True).to(device)
-            speed[("hf", precision)] = time_steps(make_step(peer, imgs, noise, precision, device, True), args.steps, args.warmup)
-            record("peer", "transformers ViTMAEForPreTraining", precision, args.batch, speed[("hf", precision)])
-            del peer
+            contenders["hf"] = make_step(hf_peer(base, True).to(device), imgs, noise, precision, device, True)
+        for who, seconds in time_steps(contenders, args.steps, args.warmup).items():
+            speed[(who, precision)] = seconds
+            record("peer", f"ours {args.model}" if who == "ours" else "transformers ViTMAEForPreTraining",
+                   precision, args.batch, seconds)
+        del contenders, ours
     if not args.skip_peer:
         for precision in args.precisions.split(","):
             print(f"ours / transformers, {precision}: {speed[('hf', precision)] / speed[('ours', precision)]:.2f}x")
@@ -121,8 +133,8 @@ def main(argv=None):
             model = build_mae(args.table2_model, norm_pix_loss=True, decoder_depth=depth,
                               encoder_mask_token=mask_token_in_encoder).to(device)
             name = f"{args.table2_model} {'w/ [M]' if mask_token_in_encoder else 'w/o [M]'} dec{depth}"
-            table2[(mask_token_in_encoder, depth)] = time_steps(make_step(model, imgs2, noise2, default_precision, device, False),
-                                                                max(2, args.steps - 2), 1)
+            step = make_step(model, imgs2, noise2, default_precision, device, False)
+            table2[(mask_token_in_encoder, depth)] = time_steps({name: step}, args.steps, 1)[name]
             record("table2", name, default_precision, args.table2_batch, table2[(mask_token_in_encoder, depth)])
             del model
         ref = table2[(True, 8)]

@@ -8,12 +8,12 @@ config = PretrainConfig(
     input_size=64,
     mask_ratio=0.75,
     target="norm_pixel",
-    epochs=40,
-    warmup_epochs=4,
+    epochs=60,
+    warmup_epochs=5,
     batch_size=32,
     blr=1.5e-4 * 8,  # small batches need a larger base lr to move in a few hundred steps
     num_workers=2,
-    save_every=10,
-    vis_every=10,
+    save_every=20,
+    vis_every=20,
     output_dir="runs/pretrain/mae_vit_tiny_cpu",
 )
