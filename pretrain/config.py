@@ -39,14 +39,15 @@ class PretrainConfig:
     vis_images: int = 4
 
 
-def load_config(path, overrides=()):
-    """Runs a config file (it must define `config = PretrainConfig(...)`) and applies key=value
-    overrides, each parsed as a Python literal when it is one."""
+def load_config(path, overrides=(), config_class=None):
+    """Runs a config file (it must define `config = <config_class>(...)`, PretrainConfig by default)
+    and applies key=value overrides, each parsed as a Python literal when it is one."""
+    config_class = config_class or PretrainConfig
     if not os.path.isfile(path):
         raise FileNotFoundError(f"config file not found: {path}")
     cfg = runpy.run_path(path).get("config")
-    if not isinstance(cfg, PretrainConfig):
-        raise ValueError(f"{path} must define `config = PretrainConfig(...)`")
+    if not isinstance(cfg, config_class):
+        raise ValueError(f"{path} must define `config = {config_class.__name__}(...)`")
     return apply_overrides(cfg, overrides)
 
 
@@ -57,8 +58,9 @@ def apply_overrides(cfg, overrides):
         key, sep, raw = item.partition("=")
         if not sep:
             raise ValueError(f"override {item!r} is not key=value")
-        if key.startswith("model_overrides."):
-            changes.setdefault("model_overrides", dict(cfg.model_overrides))[key.split(".", 1)[1]] = _literal(raw)
+        group, dot, sub = key.partition(".")
+        if dot and isinstance(getattr(cfg, group, None), dict):  # e.g. model_overrides.depth=6
+            changes.setdefault(group, dict(getattr(cfg, group)))[sub] = _literal(raw)
             continue
         if key not in names:
             raise ValueError(f"unknown config key {key!r}; known keys: {', '.join(sorted(names))}")
@@ -79,6 +81,11 @@ def _literal(raw):
         return ast.literal_eval(raw)
     except (ValueError, SyntaxError):
         return raw
+
+
+def derive(base_file, **changes):
+    """A config file's neighbour with some fields changed (configs inherit as plain Python)."""
+    return dataclasses.replace(runpy.run_path(base_file)["config"], **changes)
 
 
 def build_model(cfg):

@@ -8,7 +8,7 @@ import os
 
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 from torchvision import transforms
 
 from .masking import sample_noise
@@ -107,9 +107,11 @@ class PretrainDataset(Dataset):
 
 
 def collate(batch):
-    """-> (images, noise, [messages of skipped bad images])."""
+    """Batches (input, target) pairs, leaving out the BadImageError items that the "skip" policy
+    yields: -> (inputs, targets, [messages of the skipped images])."""
     bad = [str(item) for item in batch if isinstance(item, BadImageError)]
     good = [item for item in batch if not isinstance(item, BadImageError)]
     if not good:
         return None, None, bad
-    return torch.stack([g[0] for g in good]), torch.stack([g[1] for g in good]), bad
+    inputs, targets = default_collate(good)
+    return inputs, targets, bad

@@ -1,11 +1,8 @@
 """The pre-training loop: DDP (torchrun), gradient accumulation, mixed precision, exact resume,
 atomic checkpoints, NaN guard, TensorBoard/CSV logs, progress bar and reconstruction figures."""
 import contextlib
-import csv
 import dataclasses
-import hashlib
 import json
-import math
 import os
 import time
 
@@ -17,6 +14,8 @@ from tqdm import tqdm
 
 from backbones.checkpoint import load_file, save_file
 from backbones.param_groups import param_groups
+from backbones.training import (CsvLog, accumulation_steps, autocast, cosine_lr, init_distributed,
+                                 param_digest, plain, resolve_precision)
 
 from .data import BadImageError, PretrainDataset, collate, eval_transform, list_images, read_image
 from .config import build_model
@@ -25,44 +24,7 @@ from .visualize import save_reconstruction_figure
 
 
 def lr_at(cfg, lr, epoch):
-    """Linear warm-up, then half-cycle cosine to min_lr (epoch is fractional)."""
-    if epoch < cfg.warmup_epochs:
-        return lr * epoch / cfg.warmup_epochs
-    progress = (epoch - cfg.warmup_epochs) / max(cfg.epochs - cfg.warmup_epochs, 1e-8)
-    return cfg.min_lr + (lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def resolve_precision(precision, device):
-    if precision == "auto":
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-        bf16_cpu = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
-        return "bf16" if torch.backends.mkldnn.is_available() and bf16_cpu() else "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision=fp16 (with GradScaler) needs a GPU; use bf16 or fp32 on the CPU")
-    if precision not in ("bf16", "fp16", "fp32"):
-        raise ValueError(f"precision must be auto, bf16, fp16 or fp32, got {precision!r}")
-    return precision
-
-
-def init_distributed():
-    """(rank, world_size, device) from torchrun's environment; gloo on CPU, nccl on GPU."""
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    rank, local_rank = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
-    device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return rank, world, device
-
-
-def param_digest(model):
-    h = hashlib.sha256()
-    for name, p in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(p.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+    return cosine_lr(epoch, lr, cfg.warmup_epochs, cfg.epochs, cfg.min_lr)
 
 
 class Trainer:
@@ -71,12 +33,8 @@ class Trainer:
         self.rank, self.world, self.device = init_distributed()
         self.is_main = self.rank == 0
         self.precision = resolve_precision(cfg.precision, self.device)
-        per_step = cfg.batch_size * self.world
-        total = cfg.total_batch_size or per_step
-        if total % per_step:
-            raise ValueError(f"total_batch_size={total} is not a multiple of batch_size x processes = {per_step}")
-        self.accum_iter = total // per_step
-        self.lr = cfg.blr * total / 256
+        self.accum_iter, total = accumulation_steps(cfg.batch_size, cfg.total_batch_size, self.world)
+        self.lr = cfg.blr * total / 256  # the paper's linear scaling rule
 
         torch.manual_seed(cfg.seed + self.rank)
         self.model = build_model(cfg).to(self.device)
@@ -109,7 +67,7 @@ class Trainer:
     def state(self, epoch):
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "epoch": epoch,
-                "config": _plain(dataclasses.asdict(self.cfg)), "skipped_images": self.skipped}
+                "config": plain(dataclasses.asdict(self.cfg)), "skipped_images": self.skipped}
 
     def load(self, path):
         ckpt = load_file(path)
@@ -139,11 +97,6 @@ class Trainer:
             tqdm.write(f"[pretrain] {msg}")
 
     # -- training --------------------------------------------------------------------------------
-    def autocast(self):
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16 if self.precision == "bf16" else torch.float16)
-
     def train(self):
         cfg = self.cfg
         os.makedirs(cfg.output_dir, exist_ok=True)
@@ -151,7 +104,7 @@ class Trainer:
         if self.is_main:
             from torch.utils.tensorboard import SummaryWriter
             writer = SummaryWriter(os.path.join(cfg.output_dir, "tensorboard"), purge_step=self.start_epoch * self.steps_per_epoch)
-            csv_log = CsvLog(os.path.join(cfg.output_dir, "log.csv"), self.start_epoch)
+            csv_log = CsvLog(os.path.join(cfg.output_dir, "log.csv"), ("loss", "lr", "images_per_s"), self.start_epoch)
             self.log(f"{cfg.model} on {len(self.paths)} images, {self.world} process(es) on {self.device}, "
                      f"{self.precision}, batch {cfg.batch_size} x {self.world} x {self.accum_iter} accum, lr {self.lr:.3g}")
         vis_imgs = self.readable_images(cfg.vis_images) if cfg.vis_every else None
@@ -193,7 +146,7 @@ class Trainer:
                 imgs, noise = imgs.to(self.device, non_blocking=True), noise.to(self.device, non_blocking=True)
                 sync = contextlib.nullcontext() if boundary or self.world == 1 else model.no_sync()
                 with sync:
-                    with self.autocast():
+                    with autocast(self.device, self.precision):
                         loss = model(imgs, mask_ratio=cfg.mask_ratio, noise=noise)[0]
                     if not torch.isfinite(loss):
                         raise FloatingPointError(
@@ -220,7 +173,7 @@ class Trainer:
         if self.is_main:
             writer.add_scalar("train/epoch_loss", epoch_loss, epoch + 1)
             writer.flush()
-            csv_log.write(epoch + 1, epoch_loss, lr, images_per_s)
+            csv_log.write(epoch + 1, loss=epoch_loss, lr=lr, images_per_s=images_per_s)
             self.log(f"epoch {epoch + 1}/{cfg.epochs}: loss {epoch_loss:.4f}, lr {lr:.3g}, {images_per_s:.1f} img/s")
         return epoch_loss
 
@@ -265,33 +218,3 @@ class Trainer:
             dist.barrier()
             dist.destroy_process_group()
         return summary
-
-
-class CsvLog:
-    """log.csv with one row per epoch; a resumed run drops rows past its checkpoint first."""
-
-    FIELDS = ("epoch", "loss", "lr", "images_per_s")
-
-    def __init__(self, path, start_epoch):
-        self.path = path
-        rows = []
-        if os.path.isfile(path):
-            with open(path) as f:
-                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= start_epoch]
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, self.FIELDS)
-            w.writeheader()
-            w.writerows(rows)
-
-    def write(self, epoch, loss, lr, images_per_s):
-        with open(self.path, "a", newline="") as f:
-            csv.writer(f).writerow([epoch, f"{loss:.6f}", f"{lr:.6g}", f"{images_per_s:.2f}"])
-
-
-def _plain(obj):
-    """Config values as plain lists/dicts (loadable under weights_only)."""
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj

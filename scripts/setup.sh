@@ -24,10 +24,11 @@ if [[ ! -x $VENV/bin/python ]]; then
     $PYTHON -m venv $VENV
 fi
 PY=$PWD/$VENV/bin/python
-say "installing requirements.txt (torch is a ~5.5 GB CUDA build taken from this machine's disk)"
-$PY -m pip install --quiet --upgrade "pip==25.3"
 # (the filter hides pip's warnings about this machine's empty extra index folders)
-$PY -m pip install --quiet -r requirements.txt 2> >(grep -v 'is ignored: it is neither' >&2)
+pip_install() { $PY -m pip install --quiet "$@" 2> >(grep -v 'is ignored: it is neither' >&2); }
+say "installing requirements.txt (torch is a ~5.5 GB CUDA build taken from this machine's disk)"
+pip_install --upgrade "pip==25.3"
+pip_install -r requirements.txt
 
 TORCH_VERSION=$($PY -c 'import torch; print(torch.__version__.split("+")[0])')
 PY_TAG=$($PY -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
@@ -54,8 +55,7 @@ if ! ls "$MMCV_CACHE"/mmcv-*.whl >/dev/null 2>&1; then
 else
     say "using cached mmcv wheel from $MMCV_CACHE"
 fi
-$PY -m pip install --quiet --no-deps --force-reinstall "$MMCV_CACHE"/mmcv-*.whl
-$PY -m pip install --quiet addict yapf
+pip_install --no-deps --force-reinstall "$MMCV_CACHE"/mmcv-*.whl
 
 # detectron2: a cp310 wheel whose Python sources are upstream's; its _C does not load here and
 # detectron2 falls back to torchvision ops. `installer` does not check wheel tags.

@@ -1,6 +1,5 @@
 """The pre-training loop, run for real on tiny models and generated images."""
 import csv
-import dataclasses
 import json
 import math
 import os

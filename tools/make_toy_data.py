@@ -1,18 +1,25 @@
 #!/usr/bin/env python
 """Procedural scenes for CPU runs: objects of several classes (shape, colour, texture) on varied
 backgrounds (gradients, noise, crops of photos that ship inside scikit-image). Deterministic for a
-seed. Written now as an ImageNet-style folder (ROOT/train/CLASS/*.png, the class being the scene's
-largest object); the transfer layouts build on the same scenes.
+seed. Written as an ImageNet-style folder for pre-training (ROOT/train/CLASS/*.png, the class being
+the scene's largest object) and, with --classification, as single-object labelled scenes in the
+published layouts of ImageNet, iNaturalist 2017/18/19, Places205 and Places365.
 
   python tools/make_toy_data.py --out data/toy --seed 0 --num-images 512 --size 96
 """
 import argparse
+import json
 import os
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 CLASSES = ("circle", "square", "triangle", "ellipse", "diamond")
+# Each class has a shape, a typical colour (jittered) and a typical texture, so that a small model
+# can tell classes apart from a few hundred images, as in a real object category.
+CLASS_COLOURS = {"circle": (220, 60, 50), "square": (60, 180, 75), "triangle": (50, 90, 220),
+                 "ellipse": (240, 200, 40), "diamond": (170, 60, 200)}
+CLASS_STRIPES = {"circle": 0.8, "square": 0.2, "triangle": 0.2, "ellipse": 0.8, "diamond": 0.5}
 
 
 def _photo_backgrounds():
@@ -59,11 +66,11 @@ def _polygon(cls, cx, cy, r, rng):
     return [(cx + r * np.cos(a), cy + ry * np.sin(a)) for a in angles]
 
 
-def render_scene(rng, size, photos=()):
-    """-> (RGB uint8 image, [dict(category, polygon, mask)]) with 1-3 objects, later ones on top."""
+def render_scene(rng, size, photos=(), max_objects=3):
+    """-> (RGB uint8 image, [dict(category, polygon, mask)]) with 1..max_objects objects, later ones on top."""
     img = Image.fromarray(_background(rng, size, photos).copy())
     objects = []
-    for _ in range(int(rng.integers(1, 4))):
+    for _ in range(int(rng.integers(1, max_objects + 1))):
         cls = CLASSES[rng.integers(len(CLASSES))]
         r = rng.uniform(0.12, 0.3) * size
         cx, cy = rng.uniform(r, size - r), rng.uniform(r, size - r)
@@ -71,9 +78,9 @@ def render_scene(rng, size, photos=()):
         mask_img = Image.new("L", (size, size), 0)
         ImageDraw.Draw(mask_img).polygon(polygon, fill=255)
         mask = np.asarray(mask_img) > 0
-        colour = rng.integers(0, 256, 3)
+        colour = np.array(CLASS_COLOURS[cls]) + rng.normal(0, 30, 3)
         texture = np.ones((size, size, 1))
-        if rng.random() < 0.5:  # stripes
+        if rng.random() < CLASS_STRIPES[cls]:
             period = rng.integers(3, 8)
             texture = (0.6 + 0.4 * ((np.arange(size)[None, :] // period) % 2))[..., None].repeat(size, 0)
         fill = (colour * texture).clip(0, 255).astype(np.uint8)
@@ -98,15 +105,83 @@ def write_image_folder(out, num_images, size, seed):
     return os.path.join(out, "train")
 
 
+def _labelled_scenes(rng, count, size, photos):
+    """Single-object scenes labelled by the object's class (0..len(CLASSES)-1)."""
+    scenes = []
+    for _ in range(count):
+        img, objects = render_scene(rng, size, photos, max_objects=1)
+        scenes.append((img, CLASSES.index(objects[0]["category"])))
+    return scenes
+
+
+def _save(path, img):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(img).save(path)
+
+
+def write_classification_sets(out, num_train=100, num_val=40, size=48, seed=0):
+    """The same labelled scenes in the published layout of each classification dataset
+    (see cls_transfer.datasets.LAYOUTS): imagenet, inat2017/2018/2019, places205, places365.
+    iNaturalist category ids are deliberately sparse and listed out of order."""
+    rng = np.random.default_rng(seed)
+    photos = _photo_backgrounds()
+    splits = {"train": _labelled_scenes(rng, num_train, size, photos), "val": _labelled_scenes(rng, num_val, size, photos)}
+    for split, scenes in splits.items():
+        for i, (img, label) in enumerate(scenes):
+            _save(os.path.join(out, "imagenet", split, CLASSES[label], f"{split}_{i:05d}.png"), img)
+    for year, folder in (("2017", "train_val_images"), ("2018", "train_val2018"), ("2019", "train_val2019")):
+        root = os.path.join(out, f"inat{year}")
+        cat_ids = [1000 + 7 * k for k in range(len(CLASSES))]
+        categories = [{"id": cat_ids[k], "name": CLASSES[k], "supercategory": "Shapes"} for k in reversed(range(len(CLASSES)))]
+        for split, scenes in splits.items():
+            images, annotations = [], []
+            for i, (img, label) in enumerate(scenes):
+                file_name = f"{folder}/Shapes/{CLASSES[label]}/{split}_{i:05d}.png"
+                _save(os.path.join(root, file_name), img)
+                images.append({"id": len(images) + 1, "file_name": file_name, "width": size, "height": size})
+                annotations.append({"id": len(annotations) + 1, "image_id": images[-1]["id"], "category_id": cat_ids[label]})
+            with open(os.path.join(root, f"{split}{year}.json"), "w") as f:
+                json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
+    root = os.path.join(out, "places205")
+    os.makedirs(os.path.join(root, "trainvalsplit_places205"), exist_ok=True)
+    for split, scenes in splits.items():
+        with open(os.path.join(root, "trainvalsplit_places205", f"{split}_places205.csv"), "w") as f:
+            for i, (img, label) in enumerate(scenes):
+                rel = f"{CLASSES[label][0]}/{CLASSES[label]}/{split}_{i:08d}.png"
+                _save(os.path.join(root, "data/vision/torralba/deeplearning/images256", rel), img)
+                f.write(f"{rel} {label}\n")
+    root = os.path.join(out, "places365")
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "categories_places365.txt"), "w") as f:
+        f.writelines(f"/{c[0]}/{c} {k}\n" for k, c in enumerate(CLASSES))
+    with open(os.path.join(root, "places365_train_standard.txt"), "w") as f:
+        for i, (img, label) in enumerate(splits["train"]):
+            rel = f"/{CLASSES[label][0]}/{CLASSES[label]}/{i + 1:08d}.png"
+            _save(os.path.join(root, "data_256", rel.lstrip("/")), img)
+            f.write(f"{rel} {label}\n")
+    with open(os.path.join(root, "places365_val.txt"), "w") as f:
+        for i, (img, label) in enumerate(splits["val"]):
+            name = f"Places365_val_{i + 1:08d}.png"
+            _save(os.path.join(root, "val_256", name), img)
+            f.write(f"{name} {label}\n")
+    return {name: os.path.join(out, name) for name in
+            ("imagenet", "inat2017", "inat2018", "inat2019", "places205", "places365")}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-images", type=int, default=512)
     parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--classification", action="store_true",
+                        help="also write the six classification layouts under OUT/cls/")
     args = parser.parse_args(argv)
     path = write_image_folder(args.out, args.num_images, args.size, args.seed)
     print(f"wrote {args.num_images} images to {path}")
+    if args.classification:
+        for name, root in write_classification_sets(os.path.join(args.out, "cls"), seed=args.seed).items():
+            print(f"wrote {name} to {root}")
 
 
 if __name__ == "__main__":

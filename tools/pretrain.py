@@ -6,22 +6,11 @@
   python tools/pretrain.py --cfg ... --output-dir runs/mae_b --resume auto   # continue where it stopped
 """
 import argparse
-import os
 import sys
 
 import _bootstrap  # noqa: F401
 
 from pretrain.config import load_config
-
-
-def resolve_config_path(name):
-    """A path, or a name under configs/ (e.g. pretrain/mae_vit_base.py)."""
-    if os.path.isfile(name):
-        return name
-    candidate = os.path.join(_bootstrap.ROOT, "configs", name)
-    if os.path.isfile(candidate):
-        return candidate
-    raise FileNotFoundError(f"config {name!r} is neither a file nor a name under {os.path.join(_bootstrap.ROOT, 'configs')}")
 
 
 def main(argv=None):
@@ -41,7 +30,7 @@ def main(argv=None):
     from pretrain.engine import Trainer
 
     try:  # set-up errors (config, data, checkpoint) are the user's to fix: a message, not a traceback
-        trainer = Trainer(load_config(resolve_config_path(args.cfg), overrides), resume=args.resume)
+        trainer = Trainer(load_config(_bootstrap.resolve_config_path(args.cfg), overrides), resume=args.resume)
     except (FileNotFoundError, ValueError, CheckpointError) as e:
         parser.exit(2, f"error: {e}\n")
     trainer.train()

@@ -2,9 +2,9 @@
 
   torchrun --nproc_per_node 8 tools/pretrain.py --cfg pretrain/mae_vit_huge.py --data /data/imagenet
 """
-import dataclasses
 import os
-import runpy
 
-base = runpy.run_path(os.path.join(os.path.dirname(__file__), "mae_vit_base.py"))["config"]
-config = dataclasses.replace(base, model="mae_vit_huge_patch14", output_dir="runs/pretrain/mae_vit_huge")
+from pretrain.config import derive
+
+config = derive(os.path.join(os.path.dirname(__file__), "mae_vit_base.py"), model="mae_vit_huge_patch14",
+                output_dir="runs/pretrain/mae_vit_huge")

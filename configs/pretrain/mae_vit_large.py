@@ -2,9 +2,9 @@
 
   torchrun --nproc_per_node 8 tools/pretrain.py --cfg pretrain/mae_vit_large.py --data /data/imagenet
 """
-import dataclasses
 import os
-import runpy
 
-base = runpy.run_path(os.path.join(os.path.dirname(__file__), "mae_vit_base.py"))["config"]
-config = dataclasses.replace(base, model="mae_vit_large_patch16", output_dir="runs/pretrain/mae_vit_large")
+from pretrain.config import derive
+
+config = derive(os.path.join(os.path.dirname(__file__), "mae_vit_base.py"), model="mae_vit_large_patch16",
+                output_dir="runs/pretrain/mae_vit_large")

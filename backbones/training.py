@@ -1,0 +1,101 @@
+"""Training-loop pieces shared by the torch-only tasks (pre-training, classification transfer):
+distributed set-up, precision, the warm-up + cosine schedule, per-epoch CSV logs."""
+import contextlib
+import csv
+import hashlib
+import math
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def init_distributed():
+    """(rank, world_size, device) from torchrun's environment; gloo on CPU, nccl on GPU."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    rank, local_rank = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
+    device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def resolve_precision(precision, device):
+    """"auto" -> bf16 where the device supports it, else fp32; fp16 (GradScaler) only on GPUs."""
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        bf16_cpu = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+        return "bf16" if torch.backends.mkldnn.is_available() and bf16_cpu() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision=fp16 (with GradScaler) needs a GPU; use bf16 or fp32 on the CPU")
+    if precision not in ("bf16", "fp16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16, fp16 or fp32, got {precision!r}")
+    return precision
+
+
+def autocast(device, precision):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def accumulation_steps(batch_size, total_batch_size, world_size):
+    """Batches to accumulate per optimizer step so that batch_size x processes x steps is
+    total_batch_size (0: no accumulation); returns (steps, effective total batch)."""
+    per_step = batch_size * world_size
+    total = total_batch_size or per_step
+    if total % per_step:
+        raise ValueError(f"total_batch_size={total} is not a multiple of batch_size x processes = {per_step}")
+    return total // per_step, total
+
+
+def cosine_lr(epoch, base_lr, warmup_epochs, epochs, min_lr=0.0):
+    """Linear warm-up, then half-cycle cosine to min_lr (epoch is fractional)."""
+    if epoch < warmup_epochs:
+        return base_lr * epoch / warmup_epochs
+    progress = (epoch - warmup_epochs) / max(epochs - warmup_epochs, 1e-8)
+    return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def param_digest(model):
+    """sha256 of every state-dict tensor: equal digests mean bit-identical models."""
+    h = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+class CsvLog:
+    """One row per epoch; a resumed run first drops the rows past its checkpoint."""
+
+    def __init__(self, path, fields, start_epoch):
+        self.path, self.fields = path, ("epoch", *fields)
+        rows = []
+        if os.path.isfile(path):
+            with open(path) as f:
+                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= start_epoch]
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, self.fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def write(self, epoch, **values):
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([epoch, *(_fmt(values[k]) for k in self.fields[1:])])
+
+
+def _fmt(value):
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def plain(obj):
+    """Tuples to lists, recursively: configs stored in checkpoints load under weights_only."""
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    return obj

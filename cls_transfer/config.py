@@ -1,0 +1,52 @@
+"""Classification-transfer settings: one dataclass; configs/cls/*.py instantiate it."""
+from dataclasses import dataclass, field
+
+from pretrain.config import load_config
+
+
+@dataclass
+class ClsConfig:
+    # model
+    backbone: str = "vit_base_patch16"
+    backbone_overrides: dict = field(default_factory=dict)  # e.g. patch_size, depth for tiny models
+    mode: str = "finetune"  # finetune | linprobe | partial | scratch
+    blocks: float = 0.0  # partial: the last `blocks` blocks are trained (0.5: the MLP half of the last)
+    init: str = ""  # MAE checkpoint (ours or official); empty for scratch
+    drop_path: float = 0.1
+    # data
+    dataset: str = "imagenet"  # imagenet | inat2017 | inat2018 | inat2019 | places205 | places365
+    data_root: str = ""
+    input_size: int = 224
+    eval_crop_pct: float = 224 / 256
+    bad_images: str = "fail"
+    num_workers: int = 8
+    # augmentation (fine-tuning recipe; linprobe uses RandomResizedCrop + flip only)
+    auto_augment: str = "rand-m9-mstd0.5-inc1"
+    reprob: float = 0.25
+    mixup: float = 0.8
+    cutmix: float = 1.0
+    smoothing: float = 0.1
+    # optimisation: lr = blr * total_batch_size / 256
+    optimizer: str = "adamw"  # adamw | lars
+    epochs: int = 100
+    warmup_epochs: int = 5
+    batch_size: int = 32  # per process
+    total_batch_size: int = 1024  # reached by gradient accumulation; 0: batch_size x processes
+    blr: float = 5e-4
+    min_lr: float = 1e-6
+    weight_decay: float = 0.05
+    layer_decay: float = 0.65
+    betas: tuple = (0.9, 0.999)
+    momentum: float = 0.9  # LARS
+    clip_grad: float = 0.0
+    ema_decay: float = 0.0  # > 0 keeps an EMA of the weights (the scratch recipe) and evaluates it
+    precision: str = "auto"
+    seed: int = 0
+    # output
+    output_dir: str = "runs/cls"
+    save_every: int = 10
+    results_csv: str = "results/runs/cls.csv"
+
+
+def load_cls_config(path, overrides=()):
+    return load_config(path, overrides, config_class=ClsConfig)

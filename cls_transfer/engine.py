@@ -1,0 +1,269 @@
+"""Fine-tuning, linear probing, partial fine-tuning and training from scratch, with timm's
+augmentation, mixup/cutmix, soft-target losses, LARS and EMA; DDP through torchrun."""
+import contextlib
+import csv
+import dataclasses
+import os
+import time
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from timm.data import Mixup, create_transform
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.optim import Lars
+from timm.utils import ModelEmaV3
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from torchvision import transforms
+from tqdm import tqdm
+
+from backbones import load_file, param_groups, save_file
+from backbones.training import (CsvLog, accumulation_steps, autocast, cosine_lr, init_distributed,
+                                 plain, resolve_precision)
+from pretrain.data import IMAGENET_MEAN, IMAGENET_STD, collate
+
+from .datasets import build_dataset
+from .models import accuracy, build_classifier, load_pretrained, set_trainable
+
+RESULT_FIELDS = ("pretrain_checkpoint", "backbone", "dataset", "mode", "blocks", "resolution", "top1", "top5",
+                 "epoch", "run_dir")
+
+
+def train_transform(cfg):
+    if cfg.mode == "linprobe":  # the paper's linear probe: no strong augmentation
+        return transforms.Compose([
+            transforms.RandomResizedCrop(cfg.input_size, interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.RandomHorizontalFlip(), transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return create_transform(cfg.input_size, is_training=True, auto_augment=cfg.auto_augment or None,
+                            interpolation="bicubic", re_prob=cfg.reprob, re_mode="pixel", re_count=1,
+                            mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+
+def eval_transform(cfg):
+    return transforms.Compose([
+        transforms.Resize(int(cfg.input_size / cfg.eval_crop_pct), interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.CenterCrop(cfg.input_size), transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+class ClsTrainer:
+    def __init__(self, cfg, resume=None):
+        self.cfg = cfg
+        self.rank, self.world, self.device = init_distributed()
+        self.is_main = self.rank == 0
+        self.precision = resolve_precision(cfg.precision, self.device)
+        self.accum_iter, total = accumulation_steps(cfg.batch_size, cfg.total_batch_size, self.world)
+        self.lr = cfg.blr * total / 256  # the paper's linear scaling rule
+        torch.manual_seed(cfg.seed + self.rank)
+
+        self.train_set = build_dataset(cfg.dataset, cfg.data_root, "train", train_transform(cfg), cfg.bad_images)
+        self.val_set = build_dataset(cfg.dataset, cfg.data_root, "val", eval_transform(cfg), cfg.bad_images)
+        self.num_classes = len(self.train_set.classes)
+        self.sampler = DistributedSampler(self.train_set, self.world, self.rank, shuffle=True, seed=cfg.seed, drop_last=True)
+        self.loader = DataLoader(self.train_set, cfg.batch_size, sampler=self.sampler, num_workers=cfg.num_workers,
+                                 collate_fn=collate, drop_last=True, pin_memory=self.device.type == "cuda")
+        # every validation image exactly once over all ranks (no DistributedSampler padding)
+        self.val_loader = DataLoader(torch.utils.data.Subset(self.val_set, range(self.rank, len(self.val_set), self.world)),
+                                     cfg.batch_size, num_workers=cfg.num_workers, collate_fn=collate)
+        if len(self.loader) < self.accum_iter:
+            raise ValueError(f"{len(self.train_set)} training images give {len(self.loader)} batches per process, "
+                             f"fewer than one optimizer step ({self.accum_iter} accumulated batches)")
+
+        self.model = build_classifier(cfg.backbone, self.num_classes, cfg.mode, cfg.input_size, cfg.drop_path,
+                                      **cfg.backbone_overrides).to(self.device)
+        if cfg.init:
+            self.log(f"init from {cfg.init}: {load_pretrained(self.model, cfg.init).summary()}")
+        elif cfg.mode != "scratch" and not resume:
+            raise ValueError(f"mode={cfg.mode} transfers a pre-trained encoder: set init=CHECKPOINT (or use mode=scratch)")
+        trainable = set_trainable(self.model, cfg.mode, cfg.blocks)
+        self.log(f"{cfg.mode}: {len(trainable)} trainable tensors, "
+                 f"{sum(p.numel() for p in self.model.parameters() if p.requires_grad) / 1e6:.2f}M parameters")
+        self.optimizer = self.build_optimizer()
+        self.mixup = None
+        if cfg.mode != "linprobe" and (cfg.mixup > 0 or cfg.cutmix > 0):
+            self.mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.smoothing,
+                               num_classes=self.num_classes)
+            self.criterion = SoftTargetCrossEntropy()
+        elif cfg.smoothing > 0 and cfg.mode != "linprobe":
+            self.criterion = LabelSmoothingCrossEntropy(cfg.smoothing)
+        else:
+            self.criterion = nn.CrossEntropyLoss()
+        self.ema = ModelEmaV3(self.model, decay=cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
+        self.start_epoch, self.skipped = 0, []
+        self.last_path = os.path.join(cfg.output_dir, "checkpoint-last.pth")
+        if resume == "auto":
+            resume = self.last_path if os.path.isfile(self.last_path) else None
+        if resume:
+            self.load(resume)
+        self.ddp = DistributedDataParallel(self.model) if self.world > 1 else self.model
+
+    def build_optimizer(self):
+        cfg = self.cfg
+        if cfg.optimizer == "lars":  # the official LARS adapts >= 2-D weights only
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            groups = [{"params": [p for p in params if p.ndim > 1], "always_adapt": True, "lr_scale": 1.0},
+                      {"params": [p for p in params if p.ndim <= 1], "always_adapt": False, "lr_scale": 1.0}]
+            return Lars([g for g in groups if g["params"]], lr=self.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        if cfg.optimizer != "adamw":
+            raise ValueError(f"optimizer must be 'adamw' or 'lars', got {cfg.optimizer!r}")
+        layer_decay = cfg.layer_decay if cfg.mode != "scratch" else 1.0
+        return torch.optim.AdamW(param_groups(self.model, cfg.weight_decay, layer_decay), lr=self.lr,
+                                 betas=tuple(cfg.betas), fused=True)
+
+    def log(self, msg):
+        if self.is_main:
+            tqdm.write(f"[cls] {msg}")
+
+    # -- state -----------------------------------------------------------------------------------
+    def load(self, path):
+        ckpt = load_file(path)
+        self.model.load_state_dict(ckpt["model"], strict=True)
+        if "optimizer" in ckpt:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scaler.load_state_dict(ckpt["scaler"])
+        if self.ema is not None and "ema" in ckpt:
+            self.ema.module.load_state_dict(ckpt["ema"])
+        self.start_epoch = ckpt.get("epoch", 0)
+        self.skipped = list(ckpt.get("skipped_images", []))
+        self.log(f"resumed from {path} at epoch {self.start_epoch}")
+
+    def save(self, epoch):
+        if not self.is_main:
+            return
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scaler": self.scaler.state_dict(), "epoch": epoch, "skipped_images": self.skipped,
+                 "config": plain(dataclasses.asdict(self.cfg)), "classes": list(self.train_set.classes)}
+        if self.ema is not None:
+            state["ema"] = self.ema.module.state_dict()
+        save_file(state, self.last_path)
+        if epoch % self.cfg.save_every == 0 or epoch == self.cfg.epochs:
+            save_file(state, os.path.join(self.cfg.output_dir, f"checkpoint-{epoch:04d}.pth"))
+
+    # -- loops -----------------------------------------------------------------------------------
+    def train(self):
+        cfg = self.cfg
+        os.makedirs(cfg.output_dir, exist_ok=True)
+        writer = csv_log = None
+        if self.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+            writer = SummaryWriter(os.path.join(cfg.output_dir, "tensorboard"))
+            csv_log = CsvLog(os.path.join(cfg.output_dir, "log.csv"), ("loss", "lr", "top1", "top5"), self.start_epoch)
+            self.log(f"{cfg.backbone} {cfg.mode} on {cfg.dataset} ({len(self.train_set)} train / {len(self.val_set)} val "
+                     f"images, {self.num_classes} classes), {self.world} process(es), {self.precision}, "
+                     f"batch {cfg.batch_size} x {self.world} x {self.accum_iter} accum, lr {self.lr:.3g}")
+        top1 = top5 = None
+        for epoch in range(self.start_epoch, cfg.epochs):
+            loss, lr = self.train_one_epoch(epoch, writer)
+            top1, top5 = self.evaluate()
+            self.save(epoch + 1)
+            if self.is_main:
+                writer.add_scalar("val/top1", top1, epoch + 1)
+                writer.add_scalar("val/top5", top5, epoch + 1)
+                writer.flush()
+                csv_log.write(epoch + 1, loss=loss, lr=lr, top1=top1, top5=top5)
+                self.log(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, val top-1 {top1:.2f}, top-5 {top5:.2f}")
+        if top1 is None:  # resumed a finished run
+            top1, top5 = self.evaluate()
+        self.record_result(top1, top5, cfg.epochs)
+        if self.is_main:
+            writer.close()
+        return top1, top5
+
+    def train_one_epoch(self, epoch, writer):
+        cfg, model = self.cfg, self.ddp
+        model.train()
+        self.sampler.set_epoch(epoch)
+        n_batches = len(self.loader) // self.accum_iter * self.accum_iter
+        steps_per_epoch = n_batches // self.accum_iter
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.is_main,
+                   dynamic_ncols=True, leave=False, mininterval=1.0)
+        loss_sum, seen, start = 0.0, 0, time.perf_counter()
+        for i, (imgs, targets, bad) in enumerate(self.loader):
+            if i >= n_batches:
+                break
+            for msg in bad:
+                self.skipped.append(msg)
+                self.log(f"skipped ({len(self.skipped)} so far): {msg}")
+            if i % self.accum_iter == 0:
+                lr = cosine_lr(epoch + i / n_batches, self.lr, cfg.warmup_epochs, cfg.epochs, cfg.min_lr)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr * group["lr_scale"]
+            boundary = (i + 1) % self.accum_iter == 0
+            if imgs is not None:
+                imgs, targets = imgs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+                if self.mixup is not None:
+                    imgs, targets = self.mixup(*_even(imgs, targets))
+                sync = model.no_sync() if self.world > 1 and not boundary else contextlib.nullcontext()
+                with sync:
+                    with autocast(self.device, self.precision):
+                        loss = self.criterion(model(imgs), targets)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, iteration {i}; stopping. "
+                                                 f"The last good checkpoint is {self.last_path}")
+                    self.scaler.scale(loss / self.accum_iter).backward()
+                loss_sum += loss.item() * len(imgs)
+                seen += len(imgs)
+            if boundary:
+                if cfg.clip_grad:
+                    self.scaler.unscale_(self.optimizer)
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.ema is not None:
+                    self.ema.update(self.model)
+                if self.is_main and imgs is not None:
+                    step = epoch * steps_per_epoch + i // self.accum_iter
+                    writer.add_scalar("train/loss", loss.item(), step)
+                    writer.add_scalar("train/lr", lr, step)
+            bar.update(1)
+            if imgs is not None:
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}",
+                                img_s=f"{seen * self.world / (time.perf_counter() - start):.1f}", refresh=False)
+        bar.close()
+        totals = torch.tensor([loss_sum, float(seen)], dtype=torch.float64)
+        if self.world > 1:
+            dist.all_reduce(totals)
+        return float(totals[0] / max(totals[1], 1)), lr
+
+    @torch.no_grad()
+    def evaluate(self):
+        """Top-1 / top-5 (%) on the whole validation split (of the EMA weights when kept)."""
+        model = self.ema.module if self.ema is not None else self.model
+        model.eval()
+        counts = torch.zeros(3, dtype=torch.float64)
+        for imgs, targets, bad in self.val_loader:
+            if imgs is None:
+                continue
+            with autocast(self.device, self.precision):
+                logits = model(imgs.to(self.device))
+            k = min(5, logits.shape[1])
+            c1, c5 = accuracy(logits.float(), targets.to(self.device), (1, k))
+            counts += torch.tensor([c1, c5, len(targets)], dtype=torch.float64)
+        if self.world > 1:
+            dist.all_reduce(counts)
+        return float(100 * counts[0] / counts[2]), float(100 * counts[1] / counts[2])
+
+    def record_result(self, top1, top5, epoch):
+        """Appends one row to results_csv (the reproduction tool builds Tables 3 and 6 from them)."""
+        if not self.is_main:
+            return
+        cfg = self.cfg
+        row = dict(pretrain_checkpoint=cfg.init or "none (scratch)", backbone=cfg.backbone, dataset=cfg.dataset,
+                   mode=cfg.mode, blocks=cfg.blocks if cfg.mode == "partial" else "", resolution=cfg.input_size,
+                   top1=f"{top1:.3f}", top5=f"{top5:.3f}", epoch=epoch, run_dir=os.path.abspath(cfg.output_dir))
+        os.makedirs(os.path.dirname(os.path.abspath(cfg.results_csv)), exist_ok=True)
+        new = not os.path.isfile(cfg.results_csv)
+        with open(cfg.results_csv, "a", newline="") as f:
+            writer = csv.DictWriter(f, RESULT_FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        self.log(f"top-1 {top1:.2f}, top-5 {top5:.2f} -> {cfg.results_csv}")
+
+
+def _even(imgs, targets):
+    """timm's Mixup needs an even batch (a skipped bad image can make it odd)."""
+    n = len(imgs) // 2 * 2
+    return imgs[:n], targets[:n]
