@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from cls_transfer.config import load_cls_config
 from cls_transfer.engine import ClsTrainer
@@ -36,7 +37,8 @@ def cls_data(tmp_path_factory):
 
 def cls_cfg(tmp_path, data_root, **overrides):
     items = dict(data_root=data_root, output_dir=str(tmp_path / "run"), results_csv=str(tmp_path / "cls.csv"),
-                 backbone_overrides=ENCODER, num_workers=0, **overrides)
+                 backbone_overrides=ENCODER, num_workers=0)
+    items.update(overrides)
     return load_cls_config(os.path.join(ROOT, "configs/cls/tiny_cpu.py"), [f"{k}={v!r}" for k, v in items.items()])
 
 
@@ -75,3 +77,30 @@ def test_linear_probe_on_frozen_features_beats_chance(mae_checkpoint, cls_data, 
 def test_transfer_modes_need_a_checkpoint(cls_data, tmp_path):
     with pytest.raises(ValueError, match="set init=CHECKPOINT"):
         ClsTrainer(cls_cfg(tmp_path, cls_data["imagenet"]))
+
+
+def test_scratch_training_keeps_and_evaluates_an_ema(cls_data, tmp_path):
+    cfg = cls_cfg(tmp_path, cls_data["places365"], dataset="places365", mode="scratch", epochs=1, ema_decay=0.9,
+                  backbone_overrides=dict(patch_size=16, depth=1))
+    trainer = ClsTrainer(cfg)
+    top1, _ = trainer.train()
+    ckpt = torch.load(tmp_path / "run" / "checkpoint-last.pth", weights_only=True)
+    assert ckpt["ema"].keys() == ckpt["model"].keys()
+    assert any(not torch.equal(ckpt["ema"][k], ckpt["model"][k]) for k in ckpt["model"])
+    assert top1 == trainer.evaluate()[0]  # evaluate() reads the EMA weights
+    assert read_rows(tmp_path / "cls.csv")[-1]["pretrain_checkpoint"] == "none (scratch)"
+
+
+@pytest.mark.slow
+def test_two_process_evaluation_counts_every_image_once(mae_checkpoint, cls_data, tmp_path):
+    ckpt_cfg = cls_cfg(tmp_path, cls_data["imagenet"], init=mae_checkpoint, epochs=1)
+    single = ClsTrainer(ckpt_cfg)
+    single.train()
+    args = ["--cfg", "cls/tiny_cpu.py", "--eval-only", "--resume", str(tmp_path / "run" / "checkpoint-last.pth"),
+            "--data-root", cls_data["imagenet"], f"results_csv={str(tmp_path / 'ddp.csv')!r}",
+            f"backbone_overrides={ENCODER!r}", "num_workers=0", "batch_size=7"]
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                             "29523", os.path.join(ROOT, "tools/train_cls.py"), *args],
+                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_rows(tmp_path / "ddp.csv")[0]["top1"] == read_rows(tmp_path / "cls.csv")[0]["top1"]
