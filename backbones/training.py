@@ -99,3 +99,61 @@ def plain(obj):
     if isinstance(obj, (list, tuple)):
         return [plain(v) for v in obj]
     return obj
+
+
+class TrainerBase:
+    """What the torch-only trainers share: process set-up, the batch plan, logging, the NaN guard,
+    the optimizer step and atomic checkpoints (checkpoint-last.pth every epoch, numbered ones every
+    save_every epochs). Subclasses set `tag`, `self.model`, `self.optimizer`, `self.scaler`."""
+
+    tag = "train"
+
+    def setup(self, cfg):
+        self.cfg = cfg
+        self.rank, self.world, self.device = init_distributed()
+        self.is_main = self.rank == 0
+        self.precision = resolve_precision(cfg.precision, self.device)
+        self.accum_iter, total = accumulation_steps(cfg.batch_size, cfg.total_batch_size, self.world)
+        self.lr = cfg.blr * total / 256  # the paper's linear scaling rule
+        self.last_path = os.path.join(cfg.output_dir, "checkpoint-last.pth")
+        torch.manual_seed(cfg.seed + self.rank)
+
+    def resolve_resume(self, resume):
+        """'auto' -> checkpoint-last.pth when it exists (else a fresh start); a path stays a path."""
+        if resume == "auto":
+            return self.last_path if os.path.isfile(self.last_path) else None
+        return resume
+
+    def log(self, msg):
+        if self.is_main:
+            from tqdm import tqdm
+            tqdm.write(f"[{self.tag}] {msg}")
+
+    def record_bad(self, messages):
+        """Counts and logs the unreadable images that the "skip" policy left out of a batch."""
+        for msg in messages:
+            self.skipped.append(msg)
+            self.log(f"skipped ({len(self.skipped)} so far): {msg}")
+
+    def check_finite(self, loss, epoch, iteration):
+        if not torch.isfinite(loss):
+            last = self.last_path if os.path.isfile(self.last_path) else "none yet"
+            raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, iteration {iteration} "
+                                     f"(rank {self.rank}); stopping. The last good checkpoint is {last}")
+
+    def optimizer_step(self):
+        if self.cfg.clip_grad:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def save_checkpoint(self, state, epoch):
+        if not self.is_main:
+            return
+        from .checkpoint import save_file
+
+        save_file(state, self.last_path)
+        if epoch % self.cfg.save_every == 0 or epoch == self.cfg.epochs:
+            save_file(state, os.path.join(self.cfg.output_dir, f"checkpoint-{epoch:04d}.pth"))

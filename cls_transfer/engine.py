@@ -18,9 +18,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from torchvision import transforms
 from tqdm import tqdm
 
-from backbones import load_file, param_groups, save_file
-from backbones.training import (CsvLog, accumulation_steps, autocast, cosine_lr, init_distributed,
-                                 plain, resolve_precision)
+from backbones import load_file, param_groups
+from backbones.training import CsvLog, TrainerBase, autocast, cosine_lr, plain
 from pretrain.data import IMAGENET_MEAN, IMAGENET_STD, collate
 
 from .datasets import build_dataset
@@ -46,16 +45,11 @@ def eval_transform(cfg):
         transforms.CenterCrop(cfg.input_size), transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
-class ClsTrainer:
-    def __init__(self, cfg, resume=None):
-        self.cfg = cfg
-        self.rank, self.world, self.device = init_distributed()
-        self.is_main = self.rank == 0
-        self.precision = resolve_precision(cfg.precision, self.device)
-        self.accum_iter, total = accumulation_steps(cfg.batch_size, cfg.total_batch_size, self.world)
-        self.lr = cfg.blr * total / 256  # the paper's linear scaling rule
-        torch.manual_seed(cfg.seed + self.rank)
+class ClsTrainer(TrainerBase):
+    tag = "cls"
 
+    def __init__(self, cfg, resume=None):
+        self.setup(cfg)
         self.train_set = build_dataset(cfg.dataset, cfg.data_root, "train", train_transform(cfg), cfg.bad_images)
         self.val_set = build_dataset(cfg.dataset, cfg.data_root, "val", eval_transform(cfg), cfg.bad_images)
         self.num_classes = len(self.train_set.classes)
@@ -91,9 +85,7 @@ class ClsTrainer:
         self.ema = ModelEmaV3(self.model, decay=cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.start_epoch, self.skipped = 0, []
-        self.last_path = os.path.join(cfg.output_dir, "checkpoint-last.pth")
-        if resume == "auto":
-            resume = self.last_path if os.path.isfile(self.last_path) else None
+        resume = self.resolve_resume(resume)
         if resume:
             self.load(resume)
         self.ddp = DistributedDataParallel(self.model) if self.world > 1 else self.model
@@ -110,10 +102,6 @@ class ClsTrainer:
         layer_decay = cfg.layer_decay if cfg.mode != "scratch" else 1.0
         return torch.optim.AdamW(param_groups(self.model, cfg.weight_decay, layer_decay), lr=self.lr,
                                  betas=tuple(cfg.betas), fused=True)
-
-    def log(self, msg):
-        if self.is_main:
-            tqdm.write(f"[cls] {msg}")
 
     # -- state -----------------------------------------------------------------------------------
     def load(self, path):
@@ -136,9 +124,7 @@ class ClsTrainer:
                  "config": plain(dataclasses.asdict(self.cfg)), "classes": list(self.train_set.classes)}
         if self.ema is not None:
             state["ema"] = self.ema.module.state_dict()
-        save_file(state, self.last_path)
-        if epoch % self.cfg.save_every == 0 or epoch == self.cfg.epochs:
-            save_file(state, os.path.join(self.cfg.output_dir, f"checkpoint-{epoch:04d}.pth"))
+        self.save_checkpoint(state, epoch)
 
     # -- loops -----------------------------------------------------------------------------------
     def train(self):
@@ -182,9 +168,7 @@ class ClsTrainer:
         for i, (imgs, targets, bad) in enumerate(self.loader):
             if i >= n_batches:
                 break
-            for msg in bad:
-                self.skipped.append(msg)
-                self.log(f"skipped ({len(self.skipped)} so far): {msg}")
+            self.record_bad(bad)
             if i % self.accum_iter == 0:
                 lr = cosine_lr(epoch + i / n_batches, self.lr, cfg.warmup_epochs, cfg.epochs, cfg.min_lr)
                 for group in self.optimizer.param_groups:
@@ -198,19 +182,12 @@ class ClsTrainer:
                 with sync:
                     with autocast(self.device, self.precision):
                         loss = self.criterion(model(imgs), targets)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, iteration {i}; stopping. "
-                                                 f"The last good checkpoint is {self.last_path}")
+                    self.check_finite(loss, epoch, i)
                     self.scaler.scale(loss / self.accum_iter).backward()
                 loss_sum += loss.item() * len(imgs)
                 seen += len(imgs)
             if boundary:
-                if cfg.clip_grad:
-                    self.scaler.unscale_(self.optimizer)
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.optimizer.zero_grad(set_to_none=True)
+                self.optimizer_step()
                 if self.ema is not None:
                     self.ema.update(self.model)
                 if self.is_main and imgs is not None:

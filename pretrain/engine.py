@@ -12,10 +12,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from backbones.checkpoint import load_file, save_file
+from backbones.checkpoint import load_file
 from backbones.param_groups import param_groups
-from backbones.training import (CsvLog, accumulation_steps, autocast, cosine_lr, init_distributed,
-                                 param_digest, plain, resolve_precision)
+from backbones.training import CsvLog, TrainerBase, autocast, cosine_lr, param_digest, plain
 
 from .data import BadImageError, PretrainDataset, collate, eval_transform, list_images, read_image
 from .config import build_model
@@ -27,16 +26,11 @@ def lr_at(cfg, lr, epoch):
     return cosine_lr(epoch, lr, cfg.warmup_epochs, cfg.epochs, cfg.min_lr)
 
 
-class Trainer:
-    def __init__(self, cfg, resume=None):
-        self.cfg = cfg
-        self.rank, self.world, self.device = init_distributed()
-        self.is_main = self.rank == 0
-        self.precision = resolve_precision(cfg.precision, self.device)
-        self.accum_iter, total = accumulation_steps(cfg.batch_size, cfg.total_batch_size, self.world)
-        self.lr = cfg.blr * total / 256  # the paper's linear scaling rule
+class Trainer(TrainerBase):
+    tag = "pretrain"
 
-        torch.manual_seed(cfg.seed + self.rank)
+    def __init__(self, cfg, resume=None):
+        self.setup(cfg)
         self.model = build_model(cfg).to(self.device)
         self.paths = list_images(cfg.data)
         self.dataset = PretrainDataset(self.paths, cfg.input_size, self.model.patch_size, cfg.mask_ratio,
@@ -54,9 +48,7 @@ class Trainer:
                                            lr=self.lr, betas=tuple(cfg.betas), fused=True)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.start_epoch, self.skipped = 0, []
-        self.last_path = os.path.join(cfg.output_dir, "checkpoint-last.pth")
-        if resume == "auto":
-            resume = self.last_path if os.path.isfile(self.last_path) else None
+        resume = self.resolve_resume(resume)
         if resume:
             self.load(resume)
         elif cfg.target == "pca":
@@ -79,22 +71,14 @@ class Trainer:
         self.log(f"resumed from {path} at epoch {self.start_epoch}")
 
     def save(self, epoch):
-        if not self.is_main:
-            return
-        state = self.state(epoch)
-        save_file(state, self.last_path)
-        if epoch % self.cfg.save_every == 0 or epoch == self.cfg.epochs:
-            save_file(state, os.path.join(self.cfg.output_dir, f"checkpoint-{epoch:04d}.pth"))
+        if self.is_main:
+            self.save_checkpoint(self.state(epoch), epoch)
 
     def fit_pca(self):
         imgs = self.readable_images(self.cfg.pca_fit_images)
         explained = fit_pca(self.model, imgs.split(64))
         self.log(f"PCA target: {self.model.pca_components.shape[0]} components fitted on {len(imgs)} images "
                  f"explain {explained:.1%} of patch variance")
-
-    def log(self, msg):
-        if self.is_main:
-            tqdm.write(f"[pretrain] {msg}")
 
     # -- training --------------------------------------------------------------------------------
     def train(self):
@@ -148,10 +132,7 @@ class Trainer:
                 with sync:
                     with autocast(self.device, self.precision):
                         loss = model(imgs, mask_ratio=cfg.mask_ratio, noise=noise)[0]
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(
-                            f"loss is {loss.item()} at epoch {epoch + 1}, iteration {i} (rank {self.rank}); stopping. "
-                            f"The last good checkpoint is {self.last_path if os.path.isfile(self.last_path) else 'none yet'}")
+                    self.check_finite(loss, epoch, i)
                     self.scaler.scale(loss / self.accum_iter).backward()
                 loss_sum += loss.detach().double() * len(imgs)
                 seen += len(imgs)
@@ -176,19 +157,6 @@ class Trainer:
             csv_log.write(epoch + 1, loss=epoch_loss, lr=lr, images_per_s=images_per_s)
             self.log(f"epoch {epoch + 1}/{cfg.epochs}: loss {epoch_loss:.4f}, lr {lr:.3g}, {images_per_s:.1f} img/s")
         return epoch_loss
-
-    def optimizer_step(self):
-        if self.cfg.clip_grad:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-
-    def record_bad(self, messages):
-        for msg in messages:
-            self.skipped.append(msg)
-            self.log(f"skipped ({len(self.skipped)} so far): {msg}")
 
     def readable_images(self, count):
         """The first `count` readable images, centre-cropped (figures show the same ones all run)."""

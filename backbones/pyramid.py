@@ -1,0 +1,46 @@
+"""Resampling of single-scale ViT feature maps (stride 16) into a pyramid, shared by detection and
+segmentation: scale 4 is deconv-norm-GELU-deconv, 2 is a deconv, 1 the identity, 0.5 a max-pool
+(BEiT's UperNet neck; the A.3 design of the paper, after Li et al. 2021)."""
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an (N, C, H, W) map."""
+
+    def forward(self, x):
+        return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
+
+
+def _norm(kind, dim):
+    if kind == "bn":
+        return nn.BatchNorm2d(dim)
+    if kind == "ln":
+        return LayerNorm2d(dim, eps=1e-6)
+    raise ValueError(f"norm must be 'bn' or 'ln', got {kind!r}")
+
+
+def resampler(scale, dim, norm="bn"):
+    if scale == 4:
+        return nn.Sequential(nn.ConvTranspose2d(dim, dim, 2, 2), _norm(norm, dim), nn.GELU(), nn.ConvTranspose2d(dim, dim, 2, 2))
+    if scale == 2:
+        return nn.ConvTranspose2d(dim, dim, 2, 2)
+    if scale == 1:
+        return nn.Identity()
+    if scale == 0.5:
+        return nn.MaxPool2d(2, 2)
+    raise ValueError(f"scale must be one of 4, 2, 1, 0.5; got {scale}")
+
+
+class MultiScaleResample(nn.Module):
+    """features[i] (N, dim, H, W) -> resamplers[i](features[i]) at scales[i] (H*scale, W*scale)."""
+
+    def __init__(self, dim, scales=(4, 2, 1, 0.5), norm="bn"):
+        super().__init__()
+        self.scales = tuple(scales)
+        self.resamplers = nn.ModuleList(resampler(s, dim, norm) for s in self.scales)
+
+    def forward(self, features):
+        if len(features) != len(self.resamplers):
+            raise ValueError(f"got {len(features)} feature maps for {len(self.resamplers)} scales {self.scales}")
+        return [r(x) for r, x in zip(self.resamplers, features)]
