@@ -52,6 +52,26 @@ def _relative_coords(q_size, k_size, table):
     return table[(q - k + (k_size - 1) * max(q_size / k_size, 1.0)).long()]
 
 
+def _relative_position_index(rows, cols):
+    """(1 + rows*cols)^2 indices into a BEiT bias table: (2 rows - 1)(2 cols - 1) offsets between
+    patches, then cls-to-patch, patch-to-cls and cls-to-cls."""
+    num_relative = (2 * rows - 1) * (2 * cols - 1)
+    coords = torch.stack(torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")).flatten(1)
+    rel = coords[:, :, None] - coords[:, None, :]
+    index = torch.zeros(rows * cols + 1, rows * cols + 1, dtype=torch.long)
+    index[1:, 1:] = (rel[0] + rows - 1) * (2 * cols - 1) + rel[1] + cols - 1
+    index[0, :], index[:, 0], index[0, 0] = num_relative, num_relative + 1, num_relative + 2
+    return index
+
+
+def _resample_bias_table(table, old_grid, new_grid):
+    """Bicubic resampling of the offset part of a BEiT bias table; the 3 cls entries are kept."""
+    (r, c), (nr, nc) = old_grid, new_grid
+    offsets = table[:-3].t().reshape(1, -1, 2 * r - 1, 2 * c - 1)
+    offsets = F.interpolate(offsets, size=(2 * nr - 1, 2 * nc - 1), mode="bicubic", align_corners=False)
+    return torch.cat([offsets.reshape(table.shape[1], -1).t(), table[-3:]])
+
+
 class Attention(nn.Module):
     """Multi-head self-attention through F.scaled_dot_product_attention.
 
@@ -75,24 +95,19 @@ class Attention(nn.Module):
             self.rel_pos_h = nn.Parameter(torch.zeros(2 * rows - 1, dim // num_heads))
             self.rel_pos_w = nn.Parameter(torch.zeros(2 * cols - 1, dim // num_heads))
         elif rel_pos == "bias":
-            num_relative = (2 * rows - 1) * (2 * cols - 1)
-            self.relative_position_bias_table = nn.Parameter(torch.zeros(num_relative + 3, num_heads))
-            coords = torch.stack(torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")).flatten(1)
-            rel = coords[:, :, None] - coords[:, None, :]
-            index = torch.zeros(rows * cols + 1, rows * cols + 1, dtype=torch.long)
-            index[1:, 1:] = (rel[0] + rows - 1) * (2 * cols - 1) + rel[1] + cols - 1
-            index[0, :], index[:, 0], index[0, 0] = num_relative, num_relative + 1, num_relative + 2
-            self.register_buffer("relative_position_index", index, persistent=False)
+            self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * rows - 1) * (2 * cols - 1) + 3, num_heads))
+            self.register_buffer("relative_position_index", _relative_position_index(rows, cols), persistent=False)
             self.rel_pos_grid = (rows, cols)
         else:
             raise ValueError(f"rel_pos must be None, 'bias' or 'decomposed', got {rel_pos!r}")
 
     def _bias(self, q, grid, num_prefix_tokens):
         if self.rel_pos == "bias":
-            if tuple(grid) != self.rel_pos_grid:
-                raise ValueError(f"relative position bias is sized for grid {self.rel_pos_grid}, got {tuple(grid)}")
-            index = self.relative_position_index[1 - num_prefix_tokens:, 1 - num_prefix_tokens:]
-            return self.relative_position_bias_table[index].permute(2, 0, 1).unsqueeze(0)
+            table, index = self.relative_position_bias_table, self.relative_position_index
+            if tuple(grid) != self.rel_pos_grid:  # another input size: resample the table of offsets
+                table, index = _resample_bias_table(table, self.rel_pos_grid, grid), _relative_position_index(*grid)
+            index = index[1 - num_prefix_tokens:, 1 - num_prefix_tokens:].to(table.device)
+            return table[index].permute(2, 0, 1).unsqueeze(0)
         if num_prefix_tokens:
             raise ValueError("decomposed relative positions work on spatial tokens only (no cls token)")
         rows, cols = grid

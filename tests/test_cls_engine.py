@@ -10,24 +10,16 @@ import torch
 
 from cls_transfer.config import load_cls_config
 from cls_transfer.engine import ClsTrainer
-from pretrain.config import PretrainConfig
-from pretrain.engine import Trainer
-from tools.make_toy_data import write_classification_sets, write_image_folder
+from conftest import TINY_ENCODER
+from tools.make_toy_data import write_classification_sets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENCODER = dict(patch_size=8, depth=4)
+ENCODER = TINY_ENCODER
 
 
 @pytest.fixture(scope="module")
-def mae_checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mae")
-    write_image_folder(str(out / "images"), num_images=512, size=64, seed=5)
-    cfg = PretrainConfig(model="mae_vit_tiny_patch16", data=str(out / "images"), output_dir=str(out / "run"),
-                         model_overrides=dict(**ENCODER, decoder_embed_dim=64, decoder_depth=1, decoder_num_heads=4),
-                         input_size=64, epochs=20, warmup_epochs=2, batch_size=32, blr=1.5e-3, num_workers=0,
-                         vis_every=0, save_every=100)
-    Trainer(cfg).train()
-    return str(out / "run" / "checkpoint-last.pth")
+def mae_checkpoint(tiny_mae_checkpoint):
+    return tiny_mae_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -168,6 +168,26 @@ def write_classification_sets(out, num_train=100, num_val=40, size=48, seed=0):
             ("imagenet", "inat2017", "inat2018", "inat2019", "places205", "places365")}
 
 
+def write_ade20k(out, num_train=40, num_val=10, size=64, seed=0):
+    """Multi-object scenes in the ADE20K layout: OUT/ADEChallengeData2016/images/{training,validation}/
+    ADE_*.jpg and annotations/.../ADE_*.png, label 0 = background ("other", ignored by the
+    reduce_zero_label convention) and label k + 1 for CLASSES[k]."""
+    rng = np.random.default_rng(seed)
+    photos = _photo_backgrounds()
+    root = os.path.join(out, "ADEChallengeData2016")
+    for split, count, prefix in (("training", num_train, "ADE_train"), ("validation", num_val, "ADE_val")):
+        for i in range(count):
+            img, objects = render_scene(rng, size, photos)
+            label = np.zeros((size, size), dtype=np.uint8)
+            for obj in objects:
+                label[obj["mask"]] = CLASSES.index(obj["category"]) + 1
+            name = f"{prefix}_{i + 1:08d}"
+            os.makedirs(os.path.join(root, "images", split), exist_ok=True)
+            Image.fromarray(img).save(os.path.join(root, "images", split, name + ".jpg"), quality=95)
+            _save(os.path.join(root, "annotations", split, name + ".png"), label)
+    return root
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
@@ -176,9 +196,12 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--classification", action="store_true",
                         help="also write the six classification layouts under OUT/cls/")
+    parser.add_argument("--ade20k", action="store_true", help="also write an ADE20K-layout set under OUT/ade/")
     args = parser.parse_args(argv)
     path = write_image_folder(args.out, args.num_images, args.size, args.seed)
     print(f"wrote {args.num_images} images to {path}")
+    if args.ade20k:
+        print(f"wrote ADE20K layout to {write_ade20k(os.path.join(args.out, 'ade'), seed=args.seed)}")
     if args.classification:
         for name, root in write_classification_sets(os.path.join(args.out, "cls"), seed=args.seed).items():
             print(f"wrote {name} to {root}")

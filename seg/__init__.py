@@ -1,0 +1,11 @@
+"""The shared MAE ViT inside MMSegmentation: a backbone, the shared pyramid neck and the shared
+layer-wise lr decay, registered in mmseg's registries. Config files load it with
+`custom_imports = dict(imports=["seg"])`."""
+from .backbone import MAEViT
+from .checkpoint_safety import allow_mmengine_checkpoints
+from .neck import MultiScaleNeck
+from .optim import LayerDecayOptimWrapperConstructor
+
+allow_mmengine_checkpoints()
+
+__all__ = ["MAEViT", "MultiScaleNeck", "LayerDecayOptimWrapperConstructor", "allow_mmengine_checkpoints"]

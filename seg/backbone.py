@@ -1,0 +1,44 @@
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmseg.registry import MODELS
+
+from backbones import CLASSIFIER_KEYS, MAE_DECODER_KEYS, load_checkpoint
+from backbones.vit import VisionTransformer
+
+
+@MODELS.register_module()
+class MAEViT(BaseModule):
+    """Outputs of the blocks in out_indices as (N, C, H/16, W/16) maps (cls token dropped).
+
+    Relative position bias (one zero-initialised table per block) is on, as in the paper's A.4;
+    position embeddings are learnable and resampled from the checkpoint's grid. The encoder's
+    final norm is not used by UperNet and is not built.
+    """
+
+    def __init__(self, img_size=512, patch_size=16, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0,
+                 drop_path_rate=0.1, out_indices=(3, 5, 7, 11), rel_pos="bias", grad_checkpointing=False,
+                 init_checkpoint=None, init_cfg=None):
+        super().__init__(init_cfg)
+        self.vit = VisionTransformer(img_size, patch_size, 3, embed_dim, depth, num_heads, mlp_ratio,
+                                     drop_path_rate=drop_path_rate, learnable_pos_embed=True, rel_pos=rel_pos,
+                                     grad_checkpointing=grad_checkpointing)
+        del self.vit.norm
+        self.out_indices = tuple(out_indices)
+        self.init_checkpoint = init_checkpoint
+
+    def init_weights(self):
+        """Loads init_checkpoint strictly: every encoder key is used; the decoder, classifier
+        heads and the final norm are declared drops; the relative position tables start at zero."""
+        if not self.init_checkpoint:
+            return
+        report = load_checkpoint(self.vit, self.init_checkpoint, drop=MAE_DECODER_KEYS + CLASSIFIER_KEYS + ("norm.*",),
+                                 allow_missing=("blocks.*.attn.relative_position_bias_table",))
+        print_log(f"MAEViT init from {self.init_checkpoint}: {report.summary()}", logger="current")
+
+    def forward(self, imgs):
+        p = self.vit.patch_size  # pad to whole patches (512 px crops for patch 14 become 518)
+        imgs = F.pad(imgs, (0, -imgs.shape[3] % p, 0, -imgs.shape[2] % p))
+        x, grid = self.vit.embed(imgs)
+        _, outs = self.vit.run_blocks(self.vit.prepend_cls_token(x), grid, 1, self.out_indices)
+        return tuple(o[:, 1:].transpose(1, 2).reshape(o.shape[0], -1, *grid).contiguous() for o in outs)

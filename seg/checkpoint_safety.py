@@ -1,0 +1,30 @@
+"""Resuming mmengine runs under torch.load's default weights_only=True (torch >= 2.6), which
+mmengine 0.10.7 does not pass itself, without turning weights_only off:
+
+- the plain data its checkpoints hold (message-hub history buffers, numpy arrays and scalars) is
+  allow-listed by name;
+- HistoryBuffer pickles its class-level table of statistics *functions* with every instance,
+  which only an allow-listed `getattr` could load (and that would let a checkpoint reach any
+  attribute). Its state is written without that table: HistoryBuffer.__setstate__ rebuilds the
+  default table on load, as it already does for states that lack it.
+"""
+import collections
+
+import numpy as np
+import torch
+
+
+def _history_buffer_state(self):
+    state = dict(self.__dict__)
+    state.pop("statistics_methods", None)
+    return state
+
+
+def allow_mmengine_checkpoints():
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    HistoryBuffer.__getstate__ = _history_buffer_state
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    allowed = [HistoryBuffer, collections.OrderedDict, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar]
+    allowed += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
+    torch.serialization.add_safe_globals(allowed)

@@ -1,0 +1,21 @@
+from mmengine.optim import DefaultOptimWrapperConstructor
+from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS
+
+from backbones.param_groups import param_groups
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
+    """Layer-wise lr decay through the shared rule (backbones.param_groups): paramwise_cfg =
+    dict(layer_decay=0.65). Each group's lr is the base lr times its scale; mmengine's schedulers
+    then scale every group alike."""
+
+    def __call__(self, model):
+        model = getattr(model, "module", model)
+        optimizer_cfg = self.optimizer_cfg.copy()
+        weight_decay = optimizer_cfg.pop("weight_decay", 0.0)
+        groups = param_groups(model, weight_decay, self.paramwise_cfg.get("layer_decay", 1.0))
+        for group in groups:
+            group["lr"] = optimizer_cfg["lr"] * group["lr_scale"]
+        optimizer = OPTIMIZERS.build(dict(optimizer_cfg, params=groups))
+        return OPTIM_WRAPPERS.build(self.optim_wrapper_cfg, default_args=dict(optimizer=optimizer))
