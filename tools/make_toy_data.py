@@ -188,6 +188,46 @@ def write_ade20k(out, num_train=40, num_val=10, size=64, seed=0):
     return root
 
 
+def write_coco(out, num_train=60, num_val=20, size=128, seed=0):
+    """Multi-object scenes as COCO instances: OUT/{train,val}/*.jpg and OUT/annotations/
+    instances_{train,val}.json with polygon masks of the visible parts, category ids 1..len(CLASSES)."""
+    import pycocotools.mask as mask_utils
+
+    rng = np.random.default_rng(seed)
+    photos = _photo_backgrounds()
+    categories = [{"id": k + 1, "name": c, "supercategory": "shape"} for k, c in enumerate(CLASSES)]
+    paths = {}
+    for split, count in (("train", num_train), ("val", num_val)):
+        images, annotations = [], []
+        for i in range(count):
+            img, objects = render_scene(rng, size, photos)
+            file_name = f"{split}_{i:06d}.jpg"
+            _save(os.path.join(out, split, file_name), img)
+            images.append({"id": i + 1, "file_name": file_name, "height": size, "width": size})
+            for obj in objects:
+                rle = mask_utils.encode(np.asfortranarray(obj["mask"].astype(np.uint8)))
+                x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
+                segmentation = _mask_polygons(obj["mask"])
+                if not segmentation:
+                    continue
+                annotations.append({"id": len(annotations) + 1, "image_id": i + 1,
+                                    "category_id": CLASSES.index(obj["category"]) + 1, "bbox": [x, y, w, h],
+                                    "area": float(obj["mask"].sum()), "iscrowd": 0, "segmentation": segmentation})
+        os.makedirs(os.path.join(out, "annotations"), exist_ok=True)
+        paths[split] = os.path.join(out, "annotations", f"instances_{split}.json")
+        with open(paths[split], "w") as f:
+            json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
+    return {split: (paths[split], os.path.join(out, split)) for split in paths}
+
+
+def _mask_polygons(mask):
+    """Polygons (COCO's flat x, y lists) of the visible part of an object, from its mask's contours."""
+    import cv2
+
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
@@ -196,10 +236,14 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--classification", action="store_true",
                         help="also write the six classification layouts under OUT/cls/")
+    parser.add_argument("--coco", action="store_true", help="also write COCO instances under OUT/coco/")
     parser.add_argument("--ade20k", action="store_true", help="also write an ADE20K-layout set under OUT/ade/")
     args = parser.parse_args(argv)
     path = write_image_folder(args.out, args.num_images, args.size, args.seed)
     print(f"wrote {args.num_images} images to {path}")
+    if args.coco:
+        for split, (ann, images) in write_coco(os.path.join(args.out, "coco"), seed=args.seed).items():
+            print(f"wrote COCO {split}: {ann} ({images})")
     if args.ade20k:
         print(f"wrote ADE20K layout to {write_ade20k(os.path.join(args.out, 'ade'), seed=args.seed)}")
     if args.classification:

@@ -20,7 +20,7 @@ def main(argv=None):
     parser.add_argument("--output-dir", help="where checkpoints, logs and figures go")
     parser.add_argument("--resume", help="a checkpoint, or 'auto' for OUTPUT_DIR/checkpoint-last.pth if present")
     parser.add_argument("overrides", nargs="*", help="config overrides: key=value (e.g. epochs=10 model_overrides.decoder_depth=1)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     overrides = list(args.overrides)
     if args.data:
         overrides.append(f"data={args.data}")

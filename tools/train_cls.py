@@ -30,7 +30,7 @@ def main(argv=None):
     parser.add_argument("--resume", help="a checkpoint, or 'auto' for OUTPUT_DIR/checkpoint-last.pth if present")
     parser.add_argument("--eval-only", action="store_true", help="evaluate the --resume checkpoint and record it")
     parser.add_argument("overrides", nargs="*", help="config overrides: key=value")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     overrides = [f"{key}={value!r}" for key, value in (("init", args.init), ("dataset", args.dataset),
                                                        ("data_root", args.data_root), ("mode", args.mode),
                                                        ("blocks", args.blocks), ("output_dir", args.output_dir))

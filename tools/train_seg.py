@@ -83,7 +83,7 @@ def main(argv=None):
     parser.add_argument("--eval-only", metavar="CHECKPOINT", help="evaluate a checkpoint and record it")
     parser.add_argument("--results-csv", default=os.path.join("results", "runs", "seg.csv"))
     parser.add_argument("overrides", nargs="*", help="config overrides: dotted.key=value")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
 
     import torch
     from mmengine.config import Config

@@ -1,0 +1,11 @@
+"""Mask R-CNN with the MAE ViT-L/16 (paper Table 4: 53.3 box AP / 47.2 mask AP): layer decay 0.8,
+drop path 0.4, otherwise the ViT-B recipe."""
+import os
+
+from detectron2.config import LazyConfig
+
+_base = LazyConfig.load(os.path.join(os.path.dirname(__file__), "mask_rcnn_vit_b.py"))
+model, dataloader, optimizer, train, lr_multiplier = (_base.model, _base.dataloader, _base.optimizer, _base.train,
+                                                      _base.lr_multiplier)
+model.backbone.vit.update(embed_dim=1024, depth=24, num_heads=16, drop_path_rate=0.4)
+optimizer.params.layer_decay = 0.8

@@ -1,0 +1,89 @@
+"""The shared ViT as a Detectron2 backbone, with the two ways to a multi-scale pyramid:
+
+- "groups" (the paper's A.3 design, after Li et al. 2021, Table 4's default): the blocks form 4
+  equal groups with windowed attention inside and a global last block; each group's output is
+  resampled to strides 4, 8, 16, 32 by the shared backbones.pyramid module and fed to a standard FPN.
+- "simple" (ViTDet): Detectron2's own SimpleFeaturePyramid on the last block's map.
+"""
+from detectron2.modeling import BACKBONE_REGISTRY, Backbone, ShapeSpec, SimpleFeaturePyramid
+from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
+
+from backbones import CLASSIFIER_KEYS, MAE_DECODER_KEYS, load_checkpoint
+from backbones.pyramid import MultiScaleResample
+from backbones.vit import VisionTransformer
+
+STAGES = ("stage2", "stage3", "stage4", "stage5")
+
+
+class ViTBackbone(Backbone):
+    """Stride-16 maps of the ViT without its cls token. multi_scale=True returns the outputs of the
+    last block of each of 4 equal groups resampled to strides 4-32 (`stage2`..`stage5`);
+    multi_scale=False returns the last block's map (`last_feat`)."""
+
+    def __init__(self, img_size=1024, patch_size=16, embed_dim=768, depth=12, num_heads=12, drop_path_rate=0.1,
+                 window_size=14, use_rel_pos=True, multi_scale=True, pyramid_norm="ln", init_checkpoint=None,
+                 grad_checkpointing=False):
+        super().__init__()
+        if depth % 4:
+            raise ValueError(f"depth {depth} does not split into 4 equal groups")
+        self.group_ends = tuple(depth // 4 * (i + 1) - 1 for i in range(4))
+        self.vit = VisionTransformer(img_size, patch_size, 3, embed_dim, depth, num_heads, drop_path_rate=drop_path_rate,
+                                     learnable_pos_embed=True, window_size=window_size,
+                                     global_block_indexes=self.group_ends,
+                                     rel_pos="decomposed" if use_rel_pos else None, grad_checkpointing=grad_checkpointing)
+        del self.vit.norm, self.vit.cls_token  # dense features use the patch tokens only
+        self.multi_scale = multi_scale
+        if multi_scale:
+            self.resample = MultiScaleResample(embed_dim, (4, 2, 1, 0.5), pyramid_norm)
+            self._out_features = list(STAGES)
+            self._out_feature_strides = dict(zip(STAGES, (4, 8, 16, 32)))
+        else:
+            self._out_features = ["last_feat"]
+            self._out_feature_strides = {"last_feat": patch_size}
+        self._out_feature_channels = {name: embed_dim for name in self._out_features}
+        self.init_checkpoint = init_checkpoint
+        if init_checkpoint:
+            self.load_pretrained(init_checkpoint)
+
+    def load_pretrained(self, path):
+        """Every encoder key is used (position embeddings resampled to the detection grid); the
+        decoder, cls token, final norm and heads are declared drops; relative positions start at 0."""
+        return load_checkpoint(self.vit, path, drop=MAE_DECODER_KEYS + CLASSIFIER_KEYS + ("cls_token", "norm.*"),
+                               allow_missing=("blocks.*.attn.rel_pos_h", "blocks.*.attn.rel_pos_w"))
+
+    def forward(self, x):
+        tokens, grid = self.vit.embed(x)
+        _, outs = self.vit.run_blocks(tokens, grid, 0, self.group_ends if self.multi_scale else (self.vit.depth - 1,))
+        maps = [o.transpose(1, 2).reshape(o.shape[0], -1, *grid) for o in outs]
+        if self.multi_scale:
+            return dict(zip(STAGES, self.resample(maps)))
+        return {"last_feat": maps[-1]}
+
+    def output_shape(self):
+        return {name: ShapeSpec(channels=self._out_feature_channels[name], stride=self._out_feature_strides[name])
+                for name in self._out_features}
+
+
+def vit_fpn(vit, out_channels=256, square_pad=1024):
+    """The paper's adapter: grouped ViT outputs, resampled, into a standard FPN (p2-p6)."""
+    return FPN(bottom_up=vit, in_features=list(STAGES), out_channels=out_channels, norm="LN",
+               top_block=LastLevelMaxPool(), square_pad=square_pad)
+
+
+def vit_simple_pyramid(vit, out_channels=256, square_pad=1024):
+    """ViTDet's adapter: Detectron2's SimpleFeaturePyramid on the last map (p2-p6)."""
+    return SimpleFeaturePyramid(net=vit, in_feature="last_feat", out_channels=out_channels,
+                                scale_factors=(4.0, 2.0, 1.0, 0.5), top_block=LastLevelMaxPool(), norm="LN",
+                                square_pad=square_pad)
+
+
+@BACKBONE_REGISTRY.register()
+def build_mae_vit_backbone(cfg, input_shape):
+    """For yacs configs: MODEL.BACKBONE.NAME = "build_mae_vit_backbone" and a MODEL.MAE_VIT node
+    (keys of ViTBackbone in upper case, plus ADAPTER: "groups" or "simple")."""
+    node = cfg.MODEL.MAE_VIT
+    kwargs = {k.lower(): v for k, v in node.items() if k != "ADAPTER"}
+    adapter = node.get("ADAPTER", "groups")
+    vit = ViTBackbone(multi_scale=adapter == "groups", **kwargs)
+    build = vit_fpn if adapter == "groups" else vit_simple_pyramid
+    return build(vit, cfg.MODEL.FPN.OUT_CHANNELS, kwargs.get("img_size", 1024))

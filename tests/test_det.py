@@ -1,0 +1,98 @@
+"""The MAE ViT in Detectron2: both pyramid adapters, layer decay, checkpoints, and Mask R-CNN
+trained for real on a generated COCO-format set."""
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from detectron2.config import LazyConfig, instantiate
+
+from conftest import tiny_mae_kwargs
+from det.backbone import ViTBackbone, vit_fpn, vit_simple_pyramid
+from det.optim import layer_decay_params
+from pretrain import MaskedAutoencoder
+from tools.make_toy_data import write_coco
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VIT = dict(img_size=128, patch_size=16, embed_dim=64, depth=4, num_heads=4, window_size=4)
+
+
+@pytest.mark.parametrize("adapter", [vit_fpn, vit_simple_pyramid])
+def test_adapters_give_the_strides_and_channels_the_heads_expect(adapter):
+    backbone = adapter(ViTBackbone(**VIT, multi_scale=adapter is vit_fpn), out_channels=32, square_pad=128)
+    shapes = backbone.output_shape()
+    assert {k: (v.stride, v.channels) for k, v in shapes.items()} == {
+        "p2": (4, 32), "p3": (8, 32), "p4": (16, 32), "p5": (32, 32), "p6": (64, 32)}
+    outs = backbone(torch.randn(2, 3, 128, 128))
+    assert {k: tuple(v.shape[-2:]) for k, v in outs.items()} == {
+        "p2": (32, 32), "p3": (16, 16), "p4": (8, 8), "p5": (4, 4), "p6": (2, 2)}
+
+
+def test_groups_are_windowed_with_a_global_last_block():
+    vit = ViTBackbone(**dict(VIT, depth=8))
+    assert vit.group_ends == (1, 3, 5, 7)
+    assert [b.window_size for b in vit.vit.blocks] == [4, 0, 4, 0, 4, 0, 4, 0]
+    assert all(b.attn.rel_pos_h.abs().sum() == 0 for b in vit.vit.blocks)
+
+
+def test_official_checkpoint_loads_every_encoder_key_with_resampled_pos_embed(tmp_path):
+    mae = MaskedAutoencoder(**tiny_mae_kwargs(patch_size=16, img_size=224, depth=4))  # 14x14 pre-training grid
+    path = tmp_path / "mae.pth"
+    torch.save({"model": mae.state_dict()}, path)
+    vit = ViTBackbone(**VIT)
+    report = vit.load_pretrained(str(path))
+    encoder = {k for k in mae.state_dict() if not k.startswith(("decoder", "mask_token", "norm.", "cls_token"))}
+    assert set(report.loaded) == encoder
+    assert {"cls_token", "norm.weight", "decoder_embed.weight", "mask_token"} <= set(report.dropped)
+    assert report.resampled == ["pos_embed (1, 197, 64) -> (1, 65, 64)"]
+
+
+def test_layer_decay_groups_follow_the_shared_rule():
+    model = vit_fpn(ViTBackbone(**VIT), out_channels=32, square_pad=128)
+    groups = layer_decay_params(model, base_lr=1e-4, weight_decay=0.1, layer_decay=0.5)
+    lr = {n: g["lr"] for g in groups for n in g["param_names"]}
+    assert lr["bottom_up.vit.blocks.3.mlp.fc1.weight"] == pytest.approx(1e-4 * 0.5)
+    assert lr["bottom_up.vit.patch_embed.proj.weight"] == pytest.approx(1e-4 * 0.5**5)
+    assert lr["fpn_output2.weight"] == pytest.approx(1e-4)
+    wd = {n: g["weight_decay"] for g in groups for n in g["param_names"]}
+    assert wd["bottom_up.vit.blocks.0.attn.rel_pos_h"] == 0 and wd["bottom_up.vit.pos_embed"] == 0
+    assert wd["bottom_up.vit.blocks.0.attn.qkv.weight"] == 0.1
+
+
+def test_configs_carry_the_published_recipe():
+    for name, dim, decay, drop in (("b", 768, 0.7, 0.1), ("l", 1024, 0.8, 0.4)):
+        cfg = LazyConfig.load(os.path.join(ROOT, f"configs/det/mask_rcnn_vit_{name}.py"))
+        vit = cfg.model.backbone.vit
+        assert (vit.embed_dim, vit.drop_path_rate, cfg.optimizer.params.layer_decay) == (dim, drop, decay)
+        assert cfg.optimizer.lr == 1e-4 and cfg.optimizer.weight_decay == 0.1 and cfg.dataloader.train.total_batch_size == 64
+        assert cfg.train.max_iter == 184375 and cfg.lr_multiplier.scheduler.milestones == [163889, 177546]
+    simple = LazyConfig.load(os.path.join(ROOT, "configs/det/mask_rcnn_vit_b_simple.py"))
+    assert simple.model.backbone.vit.multi_scale is False
+    model = instantiate(LazyConfig.load(os.path.join(ROOT, "configs/det/mask_rcnn_vit_tiny.py")).model)
+    assert model.backbone.bottom_up.vit.patch_size == 8
+
+
+def run_det(*args):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools/train_det.py"), "--cfg", "det/mask_rcnn_vit_tiny.py",
+                             *args], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_mask_rcnn_trains_and_eval_only_reproduces(tiny_mae_checkpoint, tmp_path):
+    splits = write_coco(str(tmp_path / "coco"), num_train=80, num_val=20, size=128, seed=3)
+    data = [f"--dataset=toy_coco_{s}={ann}:{img}" for s, (ann, img) in splits.items()]
+    common = [*data, "--results-csv", str(tmp_path / "det.csv"), "--init", tiny_mae_checkpoint]
+    run_det(*common, "--output-dir", str(tmp_path / "before"), "--eval-only", "init")
+    run_det(*common, "--output-dir", str(tmp_path / "run"))
+    run_det(*common, "--output-dir", str(tmp_path / "run"), "--eval-only", str(tmp_path / "run" / "model_final.pth"))
+    with open(tmp_path / "det.csv") as f:
+        before, trained, evaluated = list(csv.DictReader(f))
+    assert trained["iteration"] == "300" and trained["adapter"] == "groups"
+    # measured here: box AP 0.011 -> 1.289, mask AP 0.000 -> 0.613 (300 CPU iterations; see the issue note)
+    assert float(trained["ap_box"]) > float(before["ap_box"]) + 0.8, (before, trained)
+    assert float(trained["ap_mask"]) > float(before["ap_mask"]) + 0.3, (before, trained)
+    assert (evaluated["ap_box"], evaluated["ap_mask"]) == (trained["ap_box"], trained["ap_mask"])
