@@ -96,3 +96,17 @@ def test_mask_rcnn_trains_and_eval_only_reproduces(tiny_mae_checkpoint, tmp_path
     assert float(trained["ap_box"]) > float(before["ap_box"]) + 0.8, (before, trained)
     assert float(trained["ap_mask"]) > float(before["ap_mask"]) + 0.3, (before, trained)
     assert (evaluated["ap_box"], evaluated["ap_mask"]) == (trained["ap_box"], trained["ap_mask"])
+
+
+def test_yacs_configs_build_the_backbone_through_the_registry():
+    from detectron2.config import CfgNode, get_cfg
+    from detectron2.modeling import build_backbone
+
+    cfg = get_cfg()
+    cfg.MODEL.BACKBONE.NAME = "build_mae_vit_backbone"
+    cfg.MODEL.FPN.OUT_CHANNELS = 32
+    cfg.MODEL.MAE_VIT = CfgNode(dict(ADAPTER="groups", IMG_SIZE=128, PATCH_SIZE=16, EMBED_DIM=64, DEPTH=4, NUM_HEADS=4,
+                                     WINDOW_SIZE=4))
+    backbone = build_backbone(cfg)
+    assert isinstance(backbone.bottom_up, ViTBackbone)
+    assert backbone(torch.randn(1, 3, 128, 128))["p2"].shape == (1, 32, 32, 32)

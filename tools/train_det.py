@@ -111,7 +111,7 @@ def main(args):
     from detectron2.engine import AMPTrainer, SimpleTrainer, create_ddp_model, default_setup, default_writers, hooks
     from detectron2.utils import comm
 
-    import det  # noqa: F401  (the backbone classes the configs build)
+    import det  # noqa: F401  (registers build_mae_vit_backbone for yacs configs)
 
     register_datasets(args.dataset)
     cfg = LazyConfig.apply_overrides(LazyConfig.load(_bootstrap.resolve_config_path(args.cfg)), args.overrides)
