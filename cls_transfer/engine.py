@@ -1,7 +1,6 @@
 """Fine-tuning, linear probing, partial fine-tuning and training from scratch, with timm's
 augmentation, mixup/cutmix, soft-target losses, LARS and EMA; DDP through torchrun."""
 import contextlib
-import csv
 import dataclasses
 import os
 import time
@@ -19,14 +18,11 @@ from torchvision import transforms
 from tqdm import tqdm
 
 from backbones import load_file, param_groups
-from backbones.training import CsvLog, TrainerBase, autocast, cosine_lr, plain
+from backbones.training import CsvLog, TrainerBase, append_row, autocast, cosine_lr, plain
 from pretrain.data import IMAGENET_MEAN, IMAGENET_STD, collate
 
 from .datasets import build_dataset
 from .models import accuracy, build_classifier, load_pretrained, set_trainable
-
-RESULT_FIELDS = ("pretrain_checkpoint", "backbone", "dataset", "mode", "blocks", "resolution", "top1", "top5",
-                 "epoch", "run_dir")
 
 
 def train_transform(cfg):
@@ -230,13 +226,7 @@ class ClsTrainer(TrainerBase):
         row = dict(pretrain_checkpoint=cfg.init or "none (scratch)", backbone=cfg.backbone, dataset=cfg.dataset,
                    mode=cfg.mode, blocks=cfg.blocks if cfg.mode == "partial" else "", resolution=cfg.input_size,
                    top1=f"{top1:.3f}", top5=f"{top5:.3f}", epoch=epoch, run_dir=os.path.abspath(cfg.output_dir))
-        os.makedirs(os.path.dirname(os.path.abspath(cfg.results_csv)), exist_ok=True)
-        new = not os.path.isfile(cfg.results_csv)
-        with open(cfg.results_csv, "a", newline="") as f:
-            writer = csv.DictWriter(f, RESULT_FIELDS)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        append_row(cfg.results_csv, row)
         self.log(f"top-1 {top1:.2f}, top-5 {top5:.2f} -> {cfg.results_csv}")
 
 

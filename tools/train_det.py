@@ -14,13 +14,13 @@
 Every finished evaluation appends a row to results/runs/det.csv (--results-csv).
 """
 import argparse
-import csv
 import logging
 import math
 import os
 import sys
 
 import _bootstrap
+from backbones.training import append_row
 
 COCO_LAYOUT = "DATA_ROOT/coco/{train2017,val2017}/*.jpg and DATA_ROOT/coco/annotations/instances_{train,val}2017.json"
 
@@ -94,13 +94,7 @@ def record(path, cfg, args, results, iteration):
                adapter="simple" if "net" in cfg.model.backbone else "groups",
                ap_box=_ap(results, 'bbox'), ap_mask=_ap(results, 'segm'), iteration=iteration,
                checkpoint=args.eval_only or "", run_dir=os.path.abspath(cfg.train.output_dir))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    new = not os.path.isfile(path)
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    append_row(path, row)
     logging.getLogger("detectron2").info(f"box AP {row['ap_box']}, mask AP {row['ap_mask']} -> {path}")
 
 

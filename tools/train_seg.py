@@ -14,11 +14,11 @@ results/runs/seg.csv (--results-csv).
 """
 import argparse
 import ast
-import csv
 import os
 import sys
 
 import _bootstrap
+from backbones.training import append_row
 
 ADE_LAYOUT = "DATA_ROOT/images/{training,validation}/*.jpg and DATA_ROOT/annotations/{training,validation}/*.png " \
              "(ADEChallengeData2016)"
@@ -62,13 +62,7 @@ def record(path, cfg, args, metrics, iteration):
     row = dict(pretrain_checkpoint=cfg.model.backbone.get("init_checkpoint") or "", backbone=os.path.basename(args.cfg),
                mIoU=f"{metrics['mIoU']:.3f}", mAcc=f"{metrics['mAcc']:.3f}", aAcc=f"{metrics['aAcc']:.3f}",
                iteration=iteration, checkpoint=args.eval_only or "", run_dir=os.path.abspath(cfg.work_dir))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    new = not os.path.isfile(path)
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    append_row(path, row)
     print(f"mIoU {metrics['mIoU']:.2f}, mAcc {metrics['mAcc']:.2f}, aAcc {metrics['aAcc']:.2f} -> {path}")
 
 
