@@ -1,6 +1,7 @@
 """Resampling of single-scale ViT feature maps (stride 16) into a pyramid, shared by detection and
 segmentation: scale 4 is deconv-norm-GELU-deconv, 2 is a deconv, 1 the identity, 0.5 a max-pool
-(BEiT's UperNet neck; the A.3 design of the paper, after Li et al. 2021)."""
+(BEiT's UperNet neck; the A.3 design of the paper, after Li et al. 2021). 0.25 (a 4x4 max-pool)
+serves 8 px patches, whose maps have stride 8."""
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -27,9 +28,9 @@ def resampler(scale, dim, norm="bn"):
         return nn.ConvTranspose2d(dim, dim, 2, 2)
     if scale == 1:
         return nn.Identity()
-    if scale == 0.5:
-        return nn.MaxPool2d(2, 2)
-    raise ValueError(f"scale must be one of 4, 2, 1, 0.5; got {scale}")
+    if scale in (0.5, 0.25):
+        return nn.MaxPool2d(int(1 / scale), int(1 / scale))
+    raise ValueError(f"scale must be one of 4, 2, 1, 0.5, 0.25; got {scale}")
 
 
 class MultiScaleResample(nn.Module):

@@ -15,6 +15,15 @@ from backbones.vit import VisionTransformer
 STAGES = ("stage2", "stage3", "stage4", "stage5")
 
 
+def pyramid_scales(patch_size):
+    """Scale factors from a ViT's stride (its patch size) to strides 4, 8, 16, 32."""
+    scales = tuple(patch_size / stride for stride in (4, 8, 16, 32))
+    if patch_size not in (8, 16):
+        raise ValueError(f"patch size {patch_size} gives no power-of-two pyramid (strides 4-32) for Detectron2's "
+                         f"heads; use 16 (or 8)")
+    return scales
+
+
 class ViTBackbone(Backbone):
     """Stride-16 maps of the ViT without its cls token. multi_scale=True returns the outputs of the
     last block of each of 4 equal groups resampled to strides 4-32 (`stage2`..`stage5`);
@@ -33,8 +42,8 @@ class ViTBackbone(Backbone):
                                      rel_pos="decomposed" if use_rel_pos else None, grad_checkpointing=grad_checkpointing)
         del self.vit.norm, self.vit.cls_token  # dense features use the patch tokens only
         self.multi_scale = multi_scale
-        if multi_scale:
-            self.resample = MultiScaleResample(embed_dim, (4, 2, 1, 0.5), pyramid_norm)
+        if multi_scale:  # resample the stride-`patch_size` maps to strides 4, 8, 16, 32
+            self.resample = MultiScaleResample(embed_dim, pyramid_scales(patch_size), pyramid_norm)
             self._out_features = list(STAGES)
             self._out_feature_strides = dict(zip(STAGES, (4, 8, 16, 32)))
         else:
@@ -73,8 +82,8 @@ def vit_fpn(vit, out_channels=256, square_pad=1024):
 def vit_simple_pyramid(vit, out_channels=256, square_pad=1024):
     """ViTDet's adapter: Detectron2's SimpleFeaturePyramid on the last map (p2-p6)."""
     return SimpleFeaturePyramid(net=vit, in_feature="last_feat", out_channels=out_channels,
-                                scale_factors=(4.0, 2.0, 1.0, 0.5), top_block=LastLevelMaxPool(), norm="LN",
-                                square_pad=square_pad)
+                                scale_factors=pyramid_scales(vit.vit.patch_size), top_block=LastLevelMaxPool(),
+                                norm="LN", square_pad=square_pad)
 
 
 @BACKBONE_REGISTRY.register()

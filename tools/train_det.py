@@ -125,7 +125,8 @@ def main(args):
         checkpoint = {} if args.eval_only == "init" else DetectionCheckpointer(model).load(args.eval_only)
         results = evaluate(cfg, model)
         if comm.is_main_process():
-            record(args.results_csv, cfg, args, results, checkpoint.get("iteration", 0))
+            # Detectron2 stores the index of the last iteration run: iterations done = index + 1
+            record(args.results_csv, cfg, args, results, checkpoint.get("iteration", -1) + 1)
         return results
 
     cfg.optimizer.params.model = model
