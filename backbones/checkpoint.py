@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from .pos_embed import resample_pos_embed
 
@@ -188,6 +189,10 @@ def load_state_dict(model, sd, drop=(), allow_missing=(), source="checkpoint"):
             continue
         if key in ("pos_embed", "decoder_pos_embed") and value.shape != own[key].shape:
             value = _resample_for(model, value)
+            report.resampled.append(f"{key} {tuple(sd[key].shape)} -> {tuple(value.shape)}")
+        if key == "patch_embed.proj.weight" and value.shape[:2] == own[key].shape[:2] and value.shape != own[key].shape:
+            # another patch size (e.g. ViT-H/14 used with 16 px patches for detection, as ViTDet does)
+            value = F.interpolate(value.float(), size=own[key].shape[2:], mode="bicubic", align_corners=False).to(value.dtype)
             report.resampled.append(f"{key} {tuple(sd[key].shape)} -> {tuple(value.shape)}")
         if value.shape != own[key].shape:
             raise CheckpointError(f"{source}: shape of {key} is {tuple(value.shape)}, the model expects {tuple(own[key].shape)}")

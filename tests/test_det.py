@@ -62,7 +62,7 @@ def test_layer_decay_groups_follow_the_shared_rule():
 
 
 def test_configs_carry_the_published_recipe():
-    for name, dim, decay, drop in (("b", 768, 0.7, 0.1), ("l", 1024, 0.8, 0.4)):
+    for name, dim, decay, drop in (("b", 768, 0.7, 0.1), ("l", 1024, 0.8, 0.4), ("h", 1280, 0.9, 0.5)):
         cfg = LazyConfig.load(os.path.join(ROOT, f"configs/det/mask_rcnn_vit_{name}.py"))
         vit = cfg.model.backbone.vit
         assert (vit.embed_dim, vit.drop_path_rate, cfg.optimizer.params.layer_decay) == (dim, drop, decay)
@@ -89,6 +89,9 @@ def test_mask_rcnn_trains_and_eval_only_reproduces(tiny_mae_checkpoint, tmp_path
     run_det(*common, "--output-dir", str(tmp_path / "before"), "--eval-only", "init")
     run_det(*common, "--output-dir", str(tmp_path / "run"))
     run_det(*common, "--output-dir", str(tmp_path / "run"), "--eval-only", str(tmp_path / "run" / "model_final.pth"))
+    resumed = run_det(*data, "--results-csv", str(tmp_path / "resumed.csv"), "--output-dir", str(tmp_path / "run"),
+                      "--resume", "train.max_iter=310", "train.eval_period=1000")
+    assert "Starting training from iteration 300" in resumed
     with open(tmp_path / "det.csv") as f:
         before, trained, evaluated = list(csv.DictReader(f))
     assert trained["iteration"] == "300" and trained["adapter"] == "groups"
@@ -120,3 +123,12 @@ def test_8_px_patches_still_give_strides_4_to_32():
         "p2": (32, 32), "p3": (16, 16), "p4": (8, 8), "p5": (4, 4), "p6": (2, 2)}
     with pytest.raises(ValueError, match="patch size 14 gives no power-of-two pyramid"):
         ViTBackbone(**dict(VIT, patch_size=14))
+
+
+def test_patch_14_checkpoint_loads_into_a_16_px_detector(tmp_path):
+    mae = MaskedAutoencoder(**tiny_mae_kwargs(patch_size=14, img_size=224, depth=4))  # 16x16 grid of 14 px
+    path = tmp_path / "mae14.pth"
+    torch.save({"model": mae.state_dict()}, path)
+    report = ViTBackbone(**VIT).load_pretrained(str(path))
+    assert "patch_embed.proj.weight (64, 3, 14, 14) -> (64, 3, 16, 16)" in report.resampled
+    assert "pos_embed (1, 257, 64) -> (1, 65, 64)" in report.resampled
