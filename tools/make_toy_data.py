@@ -99,9 +99,7 @@ def write_image_folder(out, num_images, size, seed):
     for i in range(num_images):
         img, objects = render_scene(rng, size, photos)
         largest = max(objects, key=lambda o: o["mask"].sum())["category"]
-        folder = os.path.join(out, "train", largest)
-        os.makedirs(folder, exist_ok=True)
-        Image.fromarray(img).save(os.path.join(folder, f"{i:06d}.png"))
+        _save(os.path.join(out, "train", largest, f"{i:06d}.png"), img)
     return os.path.join(out, "train")
 
 
@@ -114,9 +112,9 @@ def _labelled_scenes(rng, count, size, photos):
     return scenes
 
 
-def _save(path, img):
+def _save(path, img, **save_args):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    Image.fromarray(img).save(path)
+    Image.fromarray(img).save(path, **save_args)
 
 
 def write_classification_sets(out, num_train=100, num_val=40, size=48, seed=0):
@@ -182,8 +180,7 @@ def write_ade20k(out, num_train=40, num_val=10, size=64, seed=0):
             for obj in objects:
                 label[obj["mask"]] = CLASSES.index(obj["category"]) + 1
             name = f"{prefix}_{i + 1:08d}"
-            os.makedirs(os.path.join(root, "images", split), exist_ok=True)
-            Image.fromarray(img).save(os.path.join(root, "images", split, name + ".jpg"), quality=95)
+            _save(os.path.join(root, "images", split, name + ".jpg"), img, quality=95)
             _save(os.path.join(root, "annotations", split, name + ".png"), label)
     return root
 
