@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from .pos_embed import resample_pos_embed
 
 # Keys that only pre-training has; a task that keeps the encoder declares these as dropped.
-MAE_DECODER_KEYS = ("mask_token", "decoder_*", "encoder_mask_token", "pca_*")
+MAE_DECODER_KEYS = ("mask_token", "decoder_*", "encoder_mask_token", "pca_*", "tokenizer.*")
 # Classification heads of timm / official fine-tuned checkpoints.
 CLASSIFIER_KEYS = ("head.*", "fc_norm.*")
 

@@ -13,7 +13,8 @@ class PretrainConfig:
     model_overrides: dict = field(default_factory=dict)
     input_size: int = 224
     mask_ratio: float = 0.75
-    target: str = "norm_pixel"  # pixel | norm_pixel | pca (the paper's main results use norm_pixel)
+    target: str = "norm_pixel"  # pixel | norm_pixel | pca | dvae_token (the paper's main results use norm_pixel)
+    tokenizer: str = ""  # dvae_token: tools/train_dvae.py's checkpoint or DALL-E's encoder.pkl
     mask_sampling: str = "random"  # random | block | grid
     pca_fit_images: int = 2048  # images used to fit the PCA basis when target == "pca"
     # data
@@ -93,5 +94,12 @@ def build_model(cfg):
     from .mae import build_mae
 
     cfg = cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg)
+    tokenizer = None
+    if cfg["target"] == "dvae_token":
+        if not cfg.get("tokenizer"):
+            raise ValueError("target='dvae_token' needs tokenizer=PATH (tools/train_dvae.py's checkpoint or DALL-E's encoder.pkl)")
+        from .tokenizer import load_tokenizer
+
+        tokenizer = load_tokenizer(cfg["tokenizer"])
     return build_mae(cfg["model"], img_size=cfg["input_size"], target=cfg["target"],
-                     mask_sampling=cfg["mask_sampling"], **cfg["model_overrides"])
+                     mask_sampling=cfg["mask_sampling"], tokenizer=tokenizer, **cfg["model_overrides"])

@@ -91,11 +91,13 @@ class Trainer(TrainerBase):
             csv_log = CsvLog(os.path.join(cfg.output_dir, "log.csv"), ("loss", "lr", "images_per_s"), self.start_epoch)
             self.log(f"{cfg.model} on {len(self.paths)} images, {self.world} process(es) on {self.device}, "
                      f"{self.precision}, batch {cfg.batch_size} x {self.world} x {self.accum_iter} accum, lr {self.lr:.3g}")
-        vis_imgs = self.readable_images(cfg.vis_images) if cfg.vis_every else None
+        # token predictions have no pixels to show without the dVAE decoder
+        vis_every = cfg.vis_every if cfg.target != "dvae_token" else 0
+        vis_imgs = self.readable_images(cfg.vis_images) if vis_every else None
         for epoch in range(self.start_epoch, cfg.epochs):
             loss = self.train_one_epoch(epoch, writer, csv_log)
             self.save(epoch + 1)
-            if self.is_main and cfg.vis_every and ((epoch + 1) % cfg.vis_every == 0 or epoch + 1 == cfg.epochs):
+            if self.is_main and vis_every and ((epoch + 1) % vis_every == 0 or epoch + 1 == cfg.epochs):
                 path = os.path.join(cfg.output_dir, "figures", f"reconstruction-epoch{epoch + 1:04d}.png")
                 save_reconstruction_figure(self.model, vis_imgs.to(self.device), path, cfg.mask_ratio, seed=cfg.seed,
                                            title=f"{cfg.model}, epoch {epoch + 1}, loss {loss:.3f}")

@@ -6,18 +6,21 @@ are exactly the official ones; the decoder adds `mask_token`, `decoder_embed`, `
 """
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from backbones.pos_embed import resample_pos_embed, sincos_2d
 from backbones.vit import VIT_SIZES, Block, VisionTransformer, _init_linear_and_norm
 
 from .masking import sample_noise
 
-TARGETS = ("pixel", "norm_pixel", "pca")
+TARGETS = ("pixel", "norm_pixel", "pca", "dvae_token")
 
 
 class MaskedAutoencoder(VisionTransformer):
     """target: "pixel", "norm_pixel" (per-patch normalised pixels, the official norm_pix_loss) or
-    "pca" (the top pca_dim PCA coefficients of each patch, Table 1d; fit with fit_pca first).
+    "pca" (the top pca_dim PCA coefficients of each patch, Table 1d; fit with fit_pca first) or
+    "dvae_token" (the token id of each patch under a frozen dVAE `tokenizer`, predicted with
+    cross-entropy: Table 1d / Table 7; see pretrain.tokenizer).
     loss_on: "masked" (the paper) or "all" patches. mask_sampling: "random", "block" or "grid".
     encoder_mask_token: the Table 1c/Table 2 baseline whose encoder sees every patch, with the
     masked ones replaced by a learned token; the decoder then gets the full sequence.
@@ -26,11 +29,13 @@ class MaskedAutoencoder(VisionTransformer):
     def __init__(self, img_size=224, patch_size=16, in_chans=3, embed_dim=1024, depth=24, num_heads=16,
                  decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16, mlp_ratio=4.0, norm_eps=1e-6,
                  target="pixel", norm_pix_loss=False, pca_dim=96, loss_on="masked", mask_sampling="random",
-                 encoder_mask_token=False, drop_path_rate=0.0, grad_checkpointing=False):
+                 encoder_mask_token=False, tokenizer=None, drop_path_rate=0.0, grad_checkpointing=False):
         if norm_pix_loss:  # the official argument name
             target = "norm_pixel"
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        if (target == "dvae_token") != (tokenizer is not None):
+            raise ValueError("target='dvae_token' needs a tokenizer (pretrain.tokenizer.load_tokenizer), and only it takes one")
         if loss_on not in ("masked", "all"):
             raise ValueError(f"loss_on must be 'masked' or 'all', got {loss_on!r}")
         super().__init__(img_size, patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio,
@@ -49,10 +54,13 @@ class MaskedAutoencoder(VisionTransformer):
             for _ in range(decoder_depth)
         ])
         self.decoder_norm = nn.LayerNorm(decoder_embed_dim, eps=norm_eps)
-        self.decoder_pred = nn.Linear(decoder_embed_dim, pca_dim if target == "pca" else patch_dim)
+        out_dim = {"pca": pca_dim, "dvae_token": tokenizer.vocab_size if tokenizer else 0}.get(target, patch_dim)
+        self.decoder_pred = nn.Linear(decoder_embed_dim, out_dim)
         if target == "pca":
             self.register_buffer("pca_mean", torch.zeros(patch_dim))
             self.register_buffer("pca_components", torch.zeros(pca_dim, patch_dim))
+        if tokenizer is not None:
+            self.tokenizer = tokenizer  # frozen; its weights travel in the checkpoint for exact resume
         for token in ("mask_token", "encoder_mask_token"):
             if hasattr(self, token):
                 nn.init.normal_(getattr(self, token), std=0.02)
@@ -74,7 +82,9 @@ class MaskedAutoencoder(VisionTransformer):
         return x.reshape(x.shape[0], c, h * p, w * p)
 
     def targets(self, imgs):
-        """What the decoder regresses, per patch: (N, L, patch_dim) or (N, L, pca_dim)."""
+        """What the decoder predicts, per patch: (N, L, patch_dim), (N, L, pca_dim) or token ids (N, L)."""
+        if self.target == "dvae_token":
+            return self.tokenizer(imgs, (imgs.shape[2] // self.patch_size, imgs.shape[3] // self.patch_size))
         target = self.patchify(imgs)
         if self.target == "norm_pixel":
             mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
@@ -124,13 +134,16 @@ class MaskedAutoencoder(VisionTransformer):
         return self.decoder_pred(self.decoder_norm(x))[:, 1:]
 
     def forward_loss(self, imgs, pred, mask):
-        loss = ((pred.float() - self.targets(imgs).float()) ** 2).mean(dim=-1)
+        if self.target == "dvae_token":
+            loss = F.cross_entropy(pred.float().transpose(1, 2), self.targets(imgs), reduction="none")
+        else:
+            loss = ((pred.float() - self.targets(imgs).float()) ** 2).mean(dim=-1)
         if self.loss_on == "masked":
             return (loss * mask).sum() / mask.sum()
         return loss.mean()
 
     def forward(self, imgs, mask_ratio=0.75, noise=None):
-        """-> (loss, pred (N, L, patch_dim), mask (N, L) with 1 = masked)."""
+        """-> (loss, pred (N, L, patch_dim or target dim), mask (N, L) with 1 = masked)."""
         latent, mask, ids_restore, grid = self.forward_encoder(imgs, mask_ratio, noise)
         pred = self.forward_decoder(latent, ids_restore, grid)
         return self.forward_loss(imgs, pred, mask), pred, mask

@@ -117,17 +117,25 @@ def _save(path, img, **save_args):
     Image.fromarray(img).save(path, **save_args)
 
 
-def write_classification_sets(out, num_train=100, num_val=40, size=48, seed=0):
+CLASSIFICATION_LAYOUTS = ("imagenet", "inat2017", "inat2018", "inat2019", "places205", "places365")
+
+
+def write_classification_sets(out, num_train=100, num_val=40, size=48, seed=0, datasets=CLASSIFICATION_LAYOUTS):
     """The same labelled scenes in the published layout of each classification dataset
-    (see cls_transfer.datasets.LAYOUTS): imagenet, inat2017/2018/2019, places205, places365.
-    iNaturalist category ids are deliberately sparse and listed out of order."""
+    (see cls_transfer.datasets.LAYOUTS): imagenet, inat2017/2018/2019, places205, places365, or
+    the subset `datasets`. iNaturalist category ids are deliberately sparse and listed out of order."""
+    unknown = set(datasets) - set(CLASSIFICATION_LAYOUTS)
+    if unknown:
+        raise ValueError(f"unknown classification layouts {sorted(unknown)}; choose from {CLASSIFICATION_LAYOUTS}")
     rng = np.random.default_rng(seed)
     photos = _photo_backgrounds()
     splits = {"train": _labelled_scenes(rng, num_train, size, photos), "val": _labelled_scenes(rng, num_val, size, photos)}
     for split, scenes in splits.items():
-        for i, (img, label) in enumerate(scenes):
+        for i, (img, label) in enumerate(scenes if "imagenet" in datasets else ()):
             _save(os.path.join(out, "imagenet", split, CLASSES[label], f"{split}_{i:05d}.png"), img)
     for year, folder in (("2017", "train_val_images"), ("2018", "train_val2018"), ("2019", "train_val2019")):
+        if f"inat{year}" not in datasets:
+            continue
         root = os.path.join(out, f"inat{year}")
         cat_ids = [1000 + 7 * k for k in range(len(CLASSES))]
         categories = [{"id": cat_ids[k], "name": CLASSES[k], "supercategory": "Shapes"} for k in reversed(range(len(CLASSES)))]
@@ -140,7 +148,14 @@ def write_classification_sets(out, num_train=100, num_val=40, size=48, seed=0):
                 annotations.append({"id": len(annotations) + 1, "image_id": images[-1]["id"], "category_id": cat_ids[label]})
             with open(os.path.join(root, f"{split}{year}.json"), "w") as f:
                 json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
-    root = os.path.join(out, "places205")
+    if "places205" in datasets:
+        _write_places205(os.path.join(out, "places205"), splits)
+    if "places365" in datasets:
+        _write_places365(os.path.join(out, "places365"), splits)
+    return {name: os.path.join(out, name) for name in datasets}
+
+
+def _write_places205(root, splits):
     os.makedirs(os.path.join(root, "trainvalsplit_places205"), exist_ok=True)
     for split, scenes in splits.items():
         with open(os.path.join(root, "trainvalsplit_places205", f"{split}_places205.csv"), "w") as f:
@@ -148,7 +163,9 @@ def write_classification_sets(out, num_train=100, num_val=40, size=48, seed=0):
                 rel = f"{CLASSES[label][0]}/{CLASSES[label]}/{split}_{i:08d}.png"
                 _save(os.path.join(root, "data/vision/torralba/deeplearning/images256", rel), img)
                 f.write(f"{rel} {label}\n")
-    root = os.path.join(out, "places365")
+
+
+def _write_places365(root, splits):
     os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, "categories_places365.txt"), "w") as f:
         f.writelines(f"/{c[0]}/{c} {k}\n" for k, c in enumerate(CLASSES))
@@ -162,8 +179,6 @@ def write_classification_sets(out, num_train=100, num_val=40, size=48, seed=0):
             name = f"Places365_val_{i + 1:08d}.png"
             _save(os.path.join(root, "val_256", name), img)
             f.write(f"{name} {label}\n")
-    return {name: os.path.join(out, name) for name in
-            ("imagenet", "inat2017", "inat2018", "inat2019", "places205", "places365")}
 
 
 def write_ade20k(out, num_train=40, num_val=10, size=64, seed=0):

@@ -1,0 +1,156 @@
+#!/usr/bin/env python
+"""Trains a small discrete VAE (DALL-E's architecture, Gumbel-softmax relaxation) on the pre-training
+images; its encoder is then the tokenizer of the MAE "dVAE token" target (Table 7):
+
+  python tools/train_dvae.py --data /data/images --output-dir runs/dvae --epochs 20
+  python tools/pretrain.py --cfg pretrain/mae_vit_base.py target=dvae_token tokenizer=runs/dvae/dvae.pth ...
+
+For the paper's setting use DALL-E's released encoder instead: tokenizer=/path/to/encoder.pkl.
+The temperature anneals from 1 to 1/16 and the KL weight ramps up, as in DALL-E's recipe (shortened).
+Writes OUTPUT_DIR/dvae.pth (atomically, every epoch; --resume continues it), log.csv and a figure of
+reconstructions through the discrete bottleneck.
+"""
+import argparse
+import math
+import os
+import sys
+
+import _bootstrap  # noqa: F401
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+
+class Images(Dataset):
+    """Images resized to `size`, then random `crop` windows: the encoder is convolutional, so it
+    learns its codes on crops at the scale it will tokenize, at a fraction of the cost."""
+
+    def __init__(self, paths, size, crop):
+        from pretrain.data import read_image
+
+        self.paths, self.read = paths, read_image
+        self.transform = transforms.Compose([
+            transforms.Resize(size, interpolation=transforms.InterpolationMode.BICUBIC), transforms.RandomCrop(crop),
+            transforms.RandomHorizontalFlip(), transforms.ToTensor()])
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        return self.transform(self.read(self.paths[index]))
+
+
+def schedule(progress, args):
+    """(temperature, kl_weight, lr) at a fraction of training: exponential temperature decay, a
+    linear KL ramp over the first half and a cosine learning-rate decay."""
+    tau = args.tau_start * (args.tau_end / args.tau_start) ** progress
+    kl_weight = args.kl_weight * min(1.0, 2 * progress)
+    lr = args.lr * 0.5 * (1 + math.cos(math.pi * progress))
+    return tau, kl_weight, lr
+
+
+def save_figure(model, imgs, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    model.eval()
+    with torch.no_grad():
+        from pretrain.tokenizer import map_pixels, unmap_pixels
+
+        tokens = model.encoder(map_pixels(imgs)).argmax(1)
+        one_hot = torch.nn.functional.one_hot(tokens, model.arch["vocab_size"]).permute(0, 3, 1, 2).float()
+        recon = unmap_pixels(torch.sigmoid(model.decoder(one_hot)[:, :3]))
+    model.train()
+    fig, axes = plt.subplots(2, len(imgs), figsize=(1.6 * len(imgs), 3.4), squeeze=False)
+    for i in range(len(imgs)):
+        for row, (img, name) in enumerate(((imgs, "image"), (recon, "from tokens"))):
+            axes[row, i].imshow(img[i].permute(1, 2, 0).numpy())
+            axes[row, i].axis("off")
+            if i == 0:
+                axes[row, i].set_title(name, fontsize=8, loc="left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="image folder or file list (the pre-training images)")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--input-size", type=int, default=64, help="the MAE's input size (images are resized to it)")
+    parser.add_argument("--crop-size", type=int, default=32, help="training crops (a multiple of 8)")
+    parser.add_argument("--vocab-size", type=int, default=512)
+    parser.add_argument("--n-hid", type=int, default=64, help="encoder width (DALL-E's: 256)")
+    parser.add_argument("--blocks-per-group", type=int, default=1, help="DALL-E's: 2")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--tau-start", type=float, default=1.0)
+    parser.add_argument("--tau-end", type=float, default=1 / 16)
+    parser.add_argument("--kl-weight", type=float, default=1e-3)
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue OUTPUT_DIR/dvae.pth if it exists")
+    args = parser.parse_intermixed_args(argv)
+
+    from backbones.checkpoint import load_file, save_file
+    from backbones.training import CsvLog
+    from pretrain.data import list_images
+    from pretrain.tokenizer import DiscreteVAE, map_pixels
+
+    try:
+        paths = list_images(args.data)
+    except (FileNotFoundError, ValueError) as e:
+        parser.exit(2, f"error: {e}\n")
+    if args.crop_size % 8 or args.crop_size > args.input_size:
+        parser.error(f"--crop-size {args.crop_size} must be a multiple of 8 (the encoder downsamples 8x) "
+                     f"and at most --input-size {args.input_size}")
+    torch.manual_seed(args.seed)
+    model = DiscreteVAE(n_hid=args.n_hid, n_blk_per_group=args.blocks_per_group, vocab_size=args.vocab_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=0.0)
+    path, start = os.path.join(args.output_dir, "dvae.pth"), 0
+    if args.resume and os.path.isfile(path):
+        ckpt = load_file(path)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start = ckpt["epoch"]
+        print(f"[dvae] resumed from {path} at epoch {start}")
+    loader = DataLoader(Images(paths, args.input_size, args.crop_size), args.batch_size, shuffle=True, drop_last=True,
+                        num_workers=args.num_workers, generator=torch.Generator().manual_seed(args.seed))
+    if len(loader) == 0:
+        parser.exit(2, f"error: {len(paths)} images in {args.data} are fewer than one batch of {args.batch_size}\n")
+    os.makedirs(args.output_dir, exist_ok=True)
+    log = CsvLog(os.path.join(args.output_dir, "log.csv"), ("loss", "mse", "tau", "codes_used"), start)
+    steps = args.epochs * len(loader)
+    for epoch in range(start, args.epochs):
+        torch.manual_seed(args.seed + epoch)
+        loader.generator.manual_seed(args.seed + epoch)
+        totals = torch.zeros(3, dtype=torch.float64)
+        for i, imgs in enumerate(loader):
+            tau, kl_weight, lr = schedule((epoch * len(loader) + i) / steps, args)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss, mse, _ = model(imgs, tau, kl_weight)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"dVAE loss is {loss.item()} at epoch {epoch + 1}, step {i}; "
+                                         f"the last good checkpoint is {path if os.path.isfile(path) else 'none yet'}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            totals += torch.tensor([loss.item() * len(imgs), mse.item() * len(imgs), len(imgs)], dtype=torch.float64)
+        with torch.no_grad():  # a collapsed codebook shows here first
+            codes_used = model.encoder(map_pixels(imgs)).argmax(1).unique().numel()
+        save_file({"model": model.state_dict(), "arch": model.arch, "optimizer": optimizer.state_dict(),
+                   "epoch": epoch + 1, "args": vars(args)}, path)
+        log.write(epoch + 1, loss=float(totals[0] / totals[2]), mse=float(totals[1] / totals[2]), tau=tau,
+                  codes_used=codes_used)
+        print(f"[dvae] epoch {epoch + 1}/{args.epochs}: loss {totals[0] / totals[2]:.4f}, "
+              f"mse {totals[1] / totals[2]:.4f}, tau {tau:.3f}, {codes_used} codes used in the last batch")
+    save_figure(model, next(iter(DataLoader(Images(paths[:8], args.input_size, args.input_size), 8))), os.path.join(args.output_dir, "reconstructions.png"))
+    print(f"[dvae] tokenizer: {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
