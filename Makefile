@@ -6,8 +6,9 @@ SETUP_STAMP := .venv/.setup-stamp
 setup:
 	@bash scripts/setup.sh
 
+# Tables 3-7 at tiny scale on this CPU (tools/reproduce.py --preset tiny); resumes when run again.
 demo: setup
-	$(PY) tools/demo.py --out demo_output
+	$(PY) tools/reproduce.py --preset tiny --out demo_output
 
 # Everything, slow tests included (CI runs this).
 test: setup

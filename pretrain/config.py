@@ -19,6 +19,7 @@ class PretrainConfig:
     pca_fit_images: int = 2048  # images used to fit the PCA basis when target == "pca"
     # data
     data: str = ""  # ImageNet-style folder or a file list
+    augmentation: str = "crop_rand"  # none | crop_fixed | crop_rand | crop_rand_jitter (Table 1e)
     bad_images: str = "fail"  # fail | skip (skipped images are counted and logged)
     num_workers: int = 8
     # optimisation (paper Table 8): lr = blr * total_batch_size / 256

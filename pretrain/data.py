@@ -45,14 +45,27 @@ def list_images(source):
     return paths
 
 
-def train_transform(input_size):
-    """The paper's pre-training augmentation: RandomResizedCrop(0.2-1, bicubic) + flip."""
-    return transforms.Compose([
-        transforms.RandomResizedCrop(input_size, scale=(0.2, 1.0), interpolation=transforms.InterpolationMode.BICUBIC),
-        transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(),
-        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+AUGMENTATIONS = ("none", "crop_fixed", "crop_rand", "crop_rand_jitter")
+
+
+def train_transform(input_size, augmentation="crop_rand"):
+    """Pre-training augmentation, the four settings of Table 1e. crop_rand is the paper's default:
+    RandomResizedCrop(0.2-1, bicubic) + flip; crop_fixed: a fixed-size random crop (of the image
+    resized to input/0.875) + flip; crop_rand_jitter adds colour jitter; none: centre crop."""
+    bicubic = transforms.InterpolationMode.BICUBIC
+    if augmentation not in AUGMENTATIONS:
+        raise ValueError(f"augmentation must be one of {AUGMENTATIONS}, got {augmentation!r}")
+    if augmentation == "none":
+        steps = [transforms.Resize(input_size, interpolation=bicubic), transforms.CenterCrop(input_size)]
+    elif augmentation == "crop_fixed":
+        steps = [transforms.Resize(int(input_size / 0.875), interpolation=bicubic), transforms.RandomCrop(input_size),
+                 transforms.RandomHorizontalFlip()]
+    else:
+        steps = [transforms.RandomResizedCrop(input_size, scale=(0.2, 1.0), interpolation=bicubic),
+                 transforms.RandomHorizontalFlip()]
+        if augmentation == "crop_rand_jitter":
+            steps.append(transforms.ColorJitter(0.4, 0.4, 0.4))
+    return transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
 def eval_transform(input_size):
@@ -77,11 +90,11 @@ class PretrainDataset(Dataset):
     raising, which `collate` counts and reports (never silently dropped)."""
 
     def __init__(self, paths, input_size, patch_size, mask_ratio=0.75, mask_sampling="random", seed=0,
-                 bad_images="fail"):
+                 bad_images="fail", augmentation="crop_rand"):
         if bad_images not in ("fail", "skip"):
             raise ValueError(f"bad_images must be 'fail' or 'skip', got {bad_images!r}")
         self.paths, self.seed, self.epoch = paths, seed, 0
-        self.transform = train_transform(input_size)
+        self.transform = train_transform(input_size, augmentation)
         self.grid = (input_size // patch_size, input_size // patch_size)
         self.mask_ratio, self.mask_sampling, self.bad_images = mask_ratio, mask_sampling, bad_images
 

@@ -34,7 +34,7 @@ class Trainer(TrainerBase):
         self.model = build_model(cfg).to(self.device)
         self.paths = list_images(cfg.data)
         self.dataset = PretrainDataset(self.paths, cfg.input_size, self.model.patch_size, cfg.mask_ratio,
-                                       cfg.mask_sampling, cfg.seed, cfg.bad_images)
+                                       cfg.mask_sampling, cfg.seed, cfg.bad_images, cfg.augmentation)
         # DistributedSampler also for one process: the same shuffling for every world size.
         self.sampler = DistributedSampler(self.dataset, self.world, self.rank, shuffle=True, seed=cfg.seed, drop_last=True)
         self.loader = DataLoader(self.dataset, cfg.batch_size, sampler=self.sampler, num_workers=cfg.num_workers,

@@ -18,6 +18,7 @@ say() { echo "[setup] $*"; }
 special_version() { sed -n "s/^# special: $1==//p" requirements.txt; }
 MMCV_VERSION=$(special_version mmcv)
 D2_VERSION=$(special_version sal-detectron2)
+DALLE_VERSION=$(special_version dall-e)
 
 if [[ ! -x $VENV/bin/python ]]; then
     say "creating $VENV with $($PYTHON --version)"
@@ -69,9 +70,14 @@ if ! $PY -c 'import detectron2' 2>/dev/null; then
     $PY -m installer "$D2_CACHE"/*.whl
 fi
 
+# dall-e: only its model code is used (the DALL-E dVAE architecture for the token target); its
+# declared dependencies (mypy, pytest, blobfile, ...) are not needed, attrs and requests are pinned.
+pip_install --no-deps "dall-e==$DALLE_VERSION"
+
 say "checking imports"
 $PY - <<'PY'
 import torch, torchvision, timm, mmcv, mmengine, mmseg, detectron2
+from dall_e.encoder import Encoder
 from mmcv.ops import point_sample  # needs the compiled mmcv._ext
 import mmseg.models
 from detectron2.modeling import build_model

@@ -22,14 +22,12 @@ a pipeline check, its numbers mean nothing), paper (the real datasets and recipe
 """
 import argparse
 import csv
-import math
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import _bootstrap
 from paper_tables import OTHER_METHODS, TABLES
@@ -48,13 +46,13 @@ class Unavailable(Exception):
 
 @dataclass
 class Run:
-    name: str
-    out_dir: str
     argv: list = None  # a tool's command line, or
     func: object = None  # an in-process step (generating the toy data)
-    deps: tuple = ()
+    deps: tuple = ()  # names of the runs it needs
     results_csv: str = ""  # transfer runs: the CSV their result row lands in
-    seconds: float = field(default=0.0, compare=False)
+    name: str = ""  # set by Preset.get
+    out_dir: str = ""
+    seconds: float = 0.0
 
     @property
     def marker(self):
@@ -83,8 +81,8 @@ class Scale:
 
 
 SCALES = {
-    "tiny": Scale(pretrain_images=1024, pretrain_epochs=30, dvae_epochs=12, in1k_images=(400, 100),
-                  cls_images=(200, 60), cls_epochs=8, scratch_epochs=16, coco_images=(80, 20), det_iters=200,
+    "tiny": Scale(pretrain_images=1024, pretrain_epochs=30, dvae_epochs=8, in1k_images=(400, 250),
+                  cls_images=(200, 100), cls_epochs=8, scratch_epochs=16, coco_images=(80, 20), det_iters=200,
                   ade_images=(60, 20), seg_iters=150),
     "smoke": Scale(pretrain_images=64, pretrain_epochs=1, dvae_epochs=1, in1k_images=(20, 10), cls_images=(20, 10),
                    cls_epochs=1, scratch_epochs=1, coco_images=(8, 4), det_iters=2, ade_images=(8, 4), seg_iters=2),
@@ -95,7 +93,7 @@ TINY_DEPTH = 4  # the tiny encoder of every CPU run: ViT-Tiny width, 4 blocks, 8
 class Preset:
     """Names runs `kind-...-SIZE-SOURCE` and builds them (with their dependencies) on demand."""
 
-    sizes = {}  # table column -> model size this preset runs for it
+    sizes = {}  # model size of a table column ("B", ...) -> the size label of this preset's runs
 
     def __init__(self, name, out, args):
         self.name, self.args, self.root_dir = name, args, out
@@ -113,10 +111,10 @@ class Preset:
         if name not in self.runs:
             kind, *parts = name.split("-")
             run = getattr(self, kind)(*parts)
-            run.name, run.out_dir = name, os.path.join(self.runs_dir, name)
+            run.name, run.out_dir = name, self.out(name)
+            for dep in run.deps:  # an unavailable dependency makes this run unavailable too
+                self.get(dep)
             self.runs[name] = run
-            run.deps = tuple(self.get(dep).name for dep in run.deps)
-            self.finalize(run)
         return self.runs[name]
 
     def out(self, name):
@@ -124,17 +122,11 @@ class Preset:
 
     def checkpoint(self, source, size):
         """The encoder a transfer run starts from, and the run that makes it."""
-        if source == "supervised":
-            run = f"cls-imagenet-{size}-scratch"
-            return os.path.join(self.out(run), "checkpoint-last.pth"), run
-        run = f"pretrain-{size}-{source}"
+        run = f"cls-imagenet-{size}-scratch" if source == "supervised" else f"pretrain-{size}-{source}"
         return os.path.join(self.out(run), "checkpoint-last.pth"), run
 
     def csv(self, kind):
         return os.path.abspath(os.path.join(self.results, "runs", f"{kind}.csv"))
-
-    def finalize(self, run):
-        pass
 
 
 def tool(script, *args):
@@ -152,7 +144,7 @@ class CpuPreset(Preset):
         self.data = os.path.abspath(os.path.join(out, "data", name))
 
     def toy_data(self):
-        return Run("", "", func=self.write_data)
+        return Run(func=self.write_data)
 
     def write_data(self):
         from tools import make_toy_data as toy
@@ -167,7 +159,7 @@ class CpuPreset(Preset):
 
     def dvae(self):
         s = self.scale
-        return Run("", "", deps=("toy_data",), argv=tool(
+        return Run(deps=("toy_data",), argv=tool(
             "train_dvae.py", "--data", os.path.join(self.data, "pretrain"), "--output-dir", self.out("dvae"),
             "--epochs", s.dvae_epochs, "--batch-size", 64 if s.pretrain_images >= 64 else s.pretrain_images, "--resume"))
 
@@ -176,7 +168,7 @@ class CpuPreset(Preset):
         extra = []
         if target == "dvae_token":
             extra, deps = [f"tokenizer={os.path.join(self.out('dvae'), 'dvae.pth')}"], ("toy_data", "dvae")
-        return Run("", "", deps=deps, argv=tool(
+        return Run(deps=deps, argv=tool(
             "pretrain.py", "--cfg", "pretrain/mae_vit_tiny_cpu.py", "--data", os.path.join(self.data, "pretrain"),
             "--output-dir", self.out(f"pretrain-{size}-{target}"), "--resume", "auto", f"target={target}",
             f"epochs={s.pretrain_epochs}", f"warmup_epochs={max(1, s.pretrain_epochs // 10)}",
@@ -196,7 +188,7 @@ class CpuPreset(Preset):
             init, run = self.checkpoint(source, size)
             argv += ["--init", init]
             deps += (run,)
-        return Run("", "", argv=argv, deps=deps, results_csv=self.csv("cls"))
+        return Run(argv=argv, deps=deps, results_csv=self.csv("cls"))
 
     def det(self, size, source):
         init, run = self.checkpoint(source, size)
@@ -204,7 +196,7 @@ class CpuPreset(Preset):
         # the recipe's steps at 89% and 96%, kept distinct and inside the schedule for very short runs
         first = max(1, int(n * 0.89))
         second = max(first + 1, int(n * 0.96))
-        return Run("", "", deps=("toy_data", run), results_csv=self.csv("det"), argv=tool(
+        return Run(deps=("toy_data", run), results_csv=self.csv("det"), argv=tool(
             "train_det.py", "--cfg", "det/mask_rcnn_vit_tiny.py", "--init", init,
             "--output-dir", self.out(f"det-{size}-{source}"), "--resume", "--results-csv", self.csv("det"),
             "--dataset", f"toy_coco_train={coco}/annotations/instances_train.json:{coco}/train",
@@ -219,7 +211,7 @@ class CpuPreset(Preset):
         n, warmup = self.scale.seg_iters, max(1, self.scale.seg_iters // 10)
         schedule = [dict(type="LinearLR", start_factor=1e-6, by_epoch=False, begin=0, end=warmup),
                     dict(type="PolyLR", power=1.0, eta_min=0.0, by_epoch=False, begin=warmup, end=n)]
-        return Run("", "", deps=("toy_data", run), results_csv=self.csv("seg"), argv=tool(
+        return Run(deps=("toy_data", run), results_csv=self.csv("seg"), argv=tool(
             "train_seg.py", "--cfg", "seg/upernet_vit_tiny.py", "--init", init,
             "--data-root", os.path.join(self.data, "ade", "ADEChallengeData2016"),
             "--work-dir", self.out(f"seg-{size}-{source}"), "--resume", "auto", "--results-csv", self.csv("seg"),
@@ -260,7 +252,7 @@ class PaperPreset(Preset):
             if not self.args.dalle_encoder:
                 raise Unavailable("the dVAE-token target needs DALL-E's encoder weights (--dalle-encoder encoder.pkl)")
             extra = [f"tokenizer={os.path.abspath(self.args.dalle_encoder)}"]
-        return Run("", "", argv=self.torchrun(
+        return Run(argv=self.torchrun(
             "pretrain.py", "--cfg", f"pretrain/{self.PRETRAIN[size]}.py", "--data", os.path.join(self.root, "imagenet", "train"),
             "--output-dir", self.out(f"pretrain-{size}-{target}"), "--resume", "auto", f"target={target}", *extra))
 
@@ -277,14 +269,14 @@ class PaperPreset(Preset):
             init, run = self.checkpoint(source, "H" if size == "H448" else size)
             argv += ["--init", init]
             deps = (run,)
-        return Run("", "", argv=argv, deps=deps, results_csv=self.csv("cls"))
+        return Run(argv=argv, deps=deps, results_csv=self.csv("cls"))
 
     def det(self, size, source):
         if size not in self.DET:
             raise Unavailable(f"no Mask R-CNN config for ViT-{size}")
         init, run = self.checkpoint(source, size)
         a = self.args
-        return Run("", "", deps=(run,), results_csv=self.csv("det"), argv=[
+        return Run(deps=(run,), results_csv=self.csv("det"), argv=[
             "python", os.path.join(_bootstrap.ROOT, "tools", "train_det.py"), "--cfg", f"det/{self.DET[size]}.py",
             "--init", init, "--data-root", self.root, "--output-dir", self.out(f"det-{size}-{source}"), "--resume",
             "--results-csv", self.csv("det"), "--num-gpus", str(a.nproc_per_node), "--num-machines", str(a.nnodes),
@@ -294,7 +286,7 @@ class PaperPreset(Preset):
         if size not in self.SEG:
             raise Unavailable(f"no UperNet config for ViT-{size}")
         init, run = self.checkpoint(source, size)
-        return Run("", "", deps=(run,), results_csv=self.csv("seg"), argv=self.torchrun(
+        return Run(deps=(run,), results_csv=self.csv("seg"), argv=self.torchrun(
             "train_seg.py", "--cfg", f"seg/{self.SEG[size]}.py", "--init", init,
             "--data-root", os.path.join(self.root, "ADEChallengeData2016"), "--work-dir", self.out(f"seg-{size}-{source}"),
             "--resume", "auto", "--results-csv", self.csv("seg")))
@@ -478,7 +470,8 @@ def markdown(cells, preset, tables):
 
 def plot(cells, preset, tables):
     """paper_vs_measured.png: each measured cell beside the paper's value, one panel per table;
-    mae_vs_baseline.png: MAE against the supervised / from-scratch baseline on each task."""
+    mae_vs_baseline.png: MAE against the supervised / from-scratch baseline on each task;
+    pretrain_loss.png: the pre-training loss of each target."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -489,7 +482,9 @@ def plot(cells, preset, tables):
     panels = [t for t in tables if any(c.table == t for c in measured)]
     paths = []
     if panels:
-        fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels) + 0.6, 3.6), squeeze=False)
+        widths = [sum(c.table == t for c in measured) + 1 for t in panels]
+        fig, axes = plt.subplots(1, len(panels), figsize=(0.5 * sum(widths) + 1.5, 3.8), squeeze=False,
+                                 gridspec_kw=dict(width_ratios=widths))
         for ax, t in zip(axes[0], panels):
             group = [c for c in measured if c.table == t]
             x = range(len(group))
@@ -523,6 +518,22 @@ def plot(cells, preset, tables):
         axes[0].legend(fontsize=7)
         fig.tight_layout()
         paths.append(os.path.join(folder, "mae_vs_baseline.png"))
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    logs = [(name, os.path.join(run.out_dir, "log.csv")) for name, run in sorted(preset.runs.items())
+            if name.startswith("pretrain-") and os.path.isfile(os.path.join(run.out_dir, "log.csv"))]
+    if logs:
+        fig, axes = plt.subplots(1, len(logs), figsize=(3.2 * len(logs), 2.8), squeeze=False)
+        for ax, (name, path) in zip(axes[0], logs):
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            ax.plot([int(r["epoch"]) for r in rows], [float(r["loss"]) for r in rows], marker="o", ms=2)
+            ax.set_title(name, fontsize=8)
+            ax.set_xlabel("epoch", fontsize=7)
+            ax.tick_params(labelsize=7)
+        axes[0][0].set_ylabel("loss on masked patches", fontsize=7)
+        fig.tight_layout()
+        paths.append(os.path.join(folder, "pretrain_loss.png"))
         fig.savefig(paths[-1], dpi=110)
         plt.close(fig)
     return paths

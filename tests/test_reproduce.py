@@ -1,0 +1,141 @@
+"""tools/reproduce.py: the whole chain at smoke scale (generate, pre-train three targets, the dVAE,
+every transfer for a few iterations), the tables it exports, resuming, and the paper preset's plan."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from paper_tables import TABLES  # noqa: E402
+from reproduce import COLUMNS  # noqa: E402
+
+REPRODUCE = [sys.executable, os.path.join(ROOT, "tools", "reproduce.py")]
+
+
+def reproduce(*args):
+    result = subprocess.run([*REPRODUCE, *args], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return result.stdout
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def record_value(out, run_dir, metric):
+    """The metric as the run's own tool recorded it in results/runs/*.csv."""
+    run_dir = os.path.abspath(os.path.join(out, run_dir))
+    for kind in ("cls", "det", "seg"):
+        path = os.path.join(out, "results", "runs", f"{kind}.csv")
+        rows = [r for r in read_csv(path) if r["run_dir"] == run_dir] if os.path.isfile(path) else []
+        if rows:
+            return float(rows[-1][metric])
+    raise AssertionError(f"no record for {run_dir}")
+
+
+METRIC = {3: "top1", 5: "mIoU", 6: "top1"}
+
+
+@pytest.mark.slow
+def test_smoke_chain_writes_all_tables_from_the_run_records_and_a_rerun_only_rewrites_them(tmp_path):
+    out = str(tmp_path)
+    first = reproduce("--preset", "smoke", "--out", out)
+    tables = os.path.join(out, "results", "tables")
+    measured = 0
+    for t, spec in TABLES.items():
+        with open(os.path.join(tables, f"table{t}.csv"), newline="") as f:
+            assert next(csv.reader(f)) == list(COLUMNS)  # exactly the agreed columns, in order
+        rows = read_csv(os.path.join(tables, f"table{t}.csv"))
+        assert len(rows) == len(spec.rows) * len(spec.columns)  # one row per cell
+        for row in rows:
+            assert row["table"] == str(t) and row["preset"] == "smoke"
+            if row["measured_value"] == "":
+                assert row["note"], row  # every empty cell says why
+                continue
+            measured += 1
+            if row["row"] == "difference":  # computed from the two measured rows above it
+                continue
+            assert float(row["measured_value"]) != float(row["paper_value"]), row
+            if t == 4:
+                metric = "ap_box" if row["column"].startswith("APbox") else "ap_mask"
+            elif t == 7:
+                metric = {"IN1K": "top1", "COCO": "ap_box", "ADE20K": "mIoU"}[row["column"].split()[0]]
+            else:
+                metric = METRIC[t]
+            # the value is the run's own record, not a copy of the paper's column
+            assert float(row["measured_value"]) == pytest.approx(record_value(out, row["run_dir"], metric), abs=0.051)
+        assert any(r["measured_value"] for r in rows), f"table {t} has no measured value"
+    table7 = {(r["row"], r["column"]): r["measured_value"] for r in read_csv(os.path.join(tables, "table7.csv"))}
+    for column in ("IN1K ViT-B", "COCO ViT-B", "ADE20K ViT-B"):
+        token, norm = float(table7["dVAE token", column]), float(table7["pixel (w/ norm)", column])
+        assert float(table7["difference", column]) == pytest.approx(token - norm, abs=0.11)
+    assert measured == 2 + 4 + 2 + 5 + 12  # the ViT-B column of every MAE / baseline row, and Table 7's differences
+    for name in ("tables.md", "paper_vs_measured.png", "mae_vs_baseline.png"):
+        assert os.path.getsize(os.path.join(tables, name)) > 500, name
+    assert "reconstructions:" in first and "dVAE tokenizer reconstructions:" in first
+
+    records = {k: len(read_csv(os.path.join(out, "results", "runs", f"{k}.csv"))) for k in ("cls", "det", "seg")}
+    markers = {p: os.path.getmtime(p) for p in _markers(out)}
+    again = reproduce("--preset", "smoke", "--out", out)
+    assert "22 runs for tables 3,4,5,6,7, 22 already done" in again and "[reproduce] 1/" not in again
+    assert {p: os.path.getmtime(p) for p in _markers(out)} == markers
+    assert {k: len(read_csv(os.path.join(out, "results", "runs", f"{k}.csv"))) for k in records} == records
+
+
+def _markers(out):
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(os.path.join(out, "runs")) for f in files
+                  if f == "reproduce.done")
+
+
+@pytest.mark.slow
+def test_killed_reproduction_finishes_without_repeating_completed_runs(tmp_path):
+    out = str(tmp_path)
+    proc = subprocess.Popen([*REPRODUCE, "--preset", "smoke", "--out", out, "--tables", "3"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    scratch = os.path.join(out, "runs", "smoke", "cls-imagenet-tiny-scratch", "reproduce.done")
+    deadline = time.time() + 300
+    while not os.path.isfile(scratch) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, "finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)  # the tool and the run it had started
+    proc.wait()
+    done_before = {p: os.path.getmtime(p) for p in _markers(out)}
+    assert len(done_before) == 2  # the data and the from-scratch run
+
+    result = reproduce("--preset", "smoke", "--out", out, "--tables", "3")
+    assert "4 runs for tables 3, 2 already done" in result
+    assert "toy_data" not in result and "cls-imagenet-tiny-scratch ..." not in result
+    assert {p: os.path.getmtime(p) for p in done_before} == done_before
+    rows = read_csv(os.path.join(out, "results", "tables", "table3.csv"))
+    assert {r["row"] for r in rows if r["measured_value"]} == {"scratch, our impl.", "MAE"}
+
+
+def test_paper_preset_writes_torchrun_commands_in_dependency_order(tmp_path):
+    out = reproduce("--preset", "paper", "--out", str(tmp_path), "--data-root", "/data", "--nnodes", "4",
+                    "--node-rank", "1", "--master-addr", "head", "--dry-run")
+    assert "pending pretrain-B-norm_pixel" in out
+    out = reproduce("--preset", "paper", "--out", str(tmp_path), "--data-root", "/data", "--nnodes", "4",
+                    "--node-rank", "1", "--master-addr", "head", "--dalle-encoder", "/models/encoder.pkl")
+    script = (tmp_path / "results" / "paper_commands.sh").read_text()
+    commands = [line for line in script.splitlines() if line and not line.startswith("#") and not line.startswith("set ")]
+    names = [line[2:].split(" (")[0] for line in script.splitlines() if line.startswith("# ") and "(pending)" in line]
+    assert names.index("pretrain-B-norm_pixel") < names.index("cls-imagenet-B-norm_pixel")
+    assert names.index("cls-imagenet-B-scratch") < names.index("det-B-supervised")
+    assert "pretrain-H-dvae_token" in names and "cls-inat2018-H448-norm_pixel" in names
+    pretrain = next(c for c in commands if "tools/pretrain.py" in c and "mae_vit_large.py" in c and "target=norm_pixel" in c)
+    assert pretrain.startswith("torchrun --nnodes=4 --node_rank=1 --nproc_per_node=8 --master_addr=head")
+    assert "--data /data/imagenet/train" in pretrain and "--resume auto" in pretrain
+    det = next(c for c in commands if "train_det.py" in c)
+    assert "--num-machines 4 --machine-rank 1 --dist-url tcp://head:29500" in det
+    token = next(c for c in commands if "target=dvae_token" in c)
+    assert "tokenizer=/models/encoder.pkl" in token
+    # tables exist from the start, every cell empty with its reason
+    rows = read_csv(tmp_path / "results" / "tables" / "table4.csv")
+    assert all(r["measured_value"] == "" and r["note"] for r in rows)
+    assert {r["note"] for r in rows if r["row"] == "MAE"} == {"run not finished"}
