@@ -87,7 +87,6 @@ SCALES = {
     "smoke": Scale(pretrain_images=64, pretrain_epochs=1, dvae_epochs=1, in1k_images=(20, 10), cls_images=(20, 10),
                    cls_epochs=1, scratch_epochs=1, coco_images=(8, 4), det_iters=2, ade_images=(8, 4), seg_iters=2),
 }
-TINY_DEPTH = 4  # the tiny encoder of every CPU run: ViT-Tiny width, 4 blocks, 8 px patches, 64 px
 
 
 class Preset:
@@ -134,7 +133,8 @@ def tool(script, *args):
 
 
 class CpuPreset(Preset):
-    """tiny / smoke: generated data and the tiny encoder; the ViT-B column stands for it."""
+    """tiny / smoke: generated data and the tiny encoder of the *_tiny* / tiny_cpu configs (ViT-Tiny
+    width, 4 blocks, 8 px patches, 64 px; Mask R-CNN at 128 px); the ViT-B column stands for it."""
 
     sizes = {"B": "tiny"}
 
@@ -172,7 +172,7 @@ class CpuPreset(Preset):
             "pretrain.py", "--cfg", "pretrain/mae_vit_tiny_cpu.py", "--data", os.path.join(self.data, "pretrain"),
             "--output-dir", self.out(f"pretrain-{size}-{target}"), "--resume", "auto", f"target={target}",
             f"epochs={s.pretrain_epochs}", f"warmup_epochs={max(1, s.pretrain_epochs // 10)}",
-            f"model_overrides.depth={TINY_DEPTH}", f"vis_every={s.pretrain_epochs}",
+            f"vis_every={s.pretrain_epochs}",
             f"batch_size={min(32, s.pretrain_images)}", *extra))
 
     def cls(self, dataset, size, source):
@@ -181,7 +181,7 @@ class CpuPreset(Preset):
         argv = tool("train_cls.py", "--cfg", "cls/scratch_tiny_cpu.py" if source == "scratch" else "cls/tiny_cpu.py",
                     "--dataset", dataset, "--data-root", os.path.join(self.data, "cls", dataset),
                     "--output-dir", self.out(f"cls-{dataset}-{size}-{source}"), "--resume", "auto",
-                    f"epochs={epochs}", f"backbone_overrides.depth={TINY_DEPTH}", f"results_csv={self.csv('cls')}",
+                    f"epochs={epochs}", f"results_csv={self.csv('cls')}",
                     f"batch_size={min(32, s.cls_images[0])}")
         deps = ("toy_data",)
         if source != "scratch":
@@ -201,7 +201,7 @@ class CpuPreset(Preset):
             "--output-dir", self.out(f"det-{size}-{source}"), "--resume", "--results-csv", self.csv("det"),
             "--dataset", f"toy_coco_train={coco}/annotations/instances_train.json:{coco}/train",
             "--dataset", f"toy_coco_val={coco}/annotations/instances_val.json:{coco}/val",
-            f"model.backbone.vit.depth={TINY_DEPTH}", f"train.max_iter={n}", f"train.eval_period={n}",
+            f"train.max_iter={n}", f"train.eval_period={n}",
             f"train.checkpointer.period={max(1, n // 2)}", f"lr_multiplier.scheduler.num_updates={max(n, second + 1)}",
             f"lr_multiplier.scheduler.milestones=[{first},{second}]",
             f"lr_multiplier.warmup_length={min(0.25, 25 / n)}"))
@@ -215,7 +215,6 @@ class CpuPreset(Preset):
             "train_seg.py", "--cfg", "seg/upernet_vit_tiny.py", "--init", init,
             "--data-root", os.path.join(self.data, "ade", "ADEChallengeData2016"),
             "--work-dir", self.out(f"seg-{size}-{source}"), "--resume", "auto", "--results-csv", self.csv("seg"),
-            f"model.backbone.depth={TINY_DEPTH}", f"model.backbone.out_indices={tuple(range(TINY_DEPTH))}",
             f"train_cfg.max_iters={n}", f"train_cfg.val_interval={n}", f"param_scheduler={schedule}",
             f"default_hooks.checkpoint.interval={max(1, n // 2)}"))
 
@@ -422,7 +421,7 @@ def measure(cells, preset):
 def scale_note(preset):
     if isinstance(preset, CpuPreset):
         s = preset.scale
-        return (f"{preset.name} preset: the ViT-B column holds a ViT-Tiny-width, {TINY_DEPTH}-block, 8 px-patch ViT at "
+        return (f"{preset.name} preset: the ViT-B column holds a ViT-Tiny-width, 4-block, 8 px-patch ViT at "
                 f"64 px, pre-trained {s.pretrain_epochs} epochs on {s.pretrain_images} generated images, and the "
                 f"transfer data are generated too: compare rows with each other, not values with the paper's")
     return ""

@@ -52,6 +52,7 @@ train.ddp.fp16_compression = True
 train.checkpointer.period = 5000
 train.eval_period = 184375
 train.init_checkpoint = ""
+train.seed = 0  # Detectron2 seeds every RNG with seed + rank (as the segmentation configs' randomness.seed)
 lr_multiplier = L(WarmupParamScheduler)(
     scheduler=L(MultiStepParamScheduler)(values=[1.0, 0.1, 0.01], milestones=[163889, 177546], num_updates=train.max_iter),
     warmup_length=250 / train.max_iter,

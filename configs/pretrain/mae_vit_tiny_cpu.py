@@ -4,7 +4,7 @@ from pretrain.config import PretrainConfig
 
 config = PretrainConfig(
     model="mae_vit_tiny_patch16",
-    model_overrides=dict(patch_size=8, depth=6, decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4),
+    model_overrides=dict(patch_size=8, depth=4, decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4),
     input_size=64,
     mask_ratio=0.75,
     target="norm_pixel",

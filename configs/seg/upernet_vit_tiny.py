@@ -1,5 +1,5 @@
 # A CPU-sized UperNet on the tiny MAE encoder of configs/pretrain/mae_vit_tiny_cpu.py (ViT-Tiny width,
-# 6 blocks, 8 px patches): 64 px crops, a 5-class generated ADE20K-layout set (tools/make_toy_data.py
+# 4 blocks, 8 px patches): 64 px crops, a 5-class generated ADE20K-layout set (tools/make_toy_data.py
 # --ade20k), 128-channel heads, batch 4, a few hundred iterations. The recipe otherwise as for ViT-B.
 _base_ = ["./upernet_vit_b.py"]
 embed_dim, num_classes, crop_size = 192, 5, (64, 64)
@@ -7,8 +7,8 @@ data_root = "data/toy/ade/ADEChallengeData2016"
 norm_cfg = dict(type="BN", requires_grad=True)
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(img_size=64, patch_size=8, embed_dim=embed_dim, depth=6, num_heads=3, drop_path_rate=0.0,
-                  out_indices=(1, 2, 3, 5)),
+    backbone=dict(img_size=64, patch_size=8, embed_dim=embed_dim, depth=4, num_heads=3, drop_path_rate=0.0,
+                  out_indices=(0, 1, 2, 3)),
     neck=dict(embed_dim=embed_dim),
     decode_head=dict(in_channels=[embed_dim] * 4, channels=128, num_classes=num_classes, norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=embed_dim, channels=64, num_classes=num_classes, norm_cfg=norm_cfg),
