@@ -93,7 +93,8 @@ class Tokenizer(nn.Module):
         size = (grid[0] * DOWNSAMPLE, grid[1] * DOWNSAMPLE)
         if pixels.shape[-2:] != size:
             pixels = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False, antialias=True)
-        with torch.autocast(imgs.device.type, enabled=False):  # fp32 targets under any training precision
+        # outside the training autocast (on GPUs DALL-E's layers still compute in fp16, as released)
+        with torch.autocast(imgs.device.type, enabled=False):
             logits = self.encoder(map_pixels(pixels).contiguous(memory_format=torch.channels_last))
         return logits.argmax(dim=1).flatten(1)  # (N, h*w), row-major like the patches
 

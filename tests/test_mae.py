@@ -102,3 +102,25 @@ def test_unpatchify_inverts_patchify():
     model = MaskedAutoencoder(**tiny_mae_kwargs())
     imgs = torch.randn(2, 3, 32, 48)
     torch.testing.assert_close(model.unpatchify(model.patchify(imgs), (4, 6)), imgs)
+
+
+def test_augmentation_switch_covers_table_1e_and_names_bad_values():
+    from PIL import Image
+
+    from pretrain.data import AUGMENTATIONS, train_transform
+
+    img = Image.fromarray((torch.rand(80, 100, 3) * 255).byte().numpy())
+    outputs = {}
+    for name in AUGMENTATIONS:
+        transform = train_transform(32, name)
+        torch.manual_seed(0)
+        first = transform(img)
+        torch.manual_seed(1)
+        outputs[name] = (first, transform(img))
+        assert first.shape == (3, 32, 32)
+    same, other = outputs["none"]
+    assert torch.equal(same, other)  # no randomness without augmentation
+    for name in ("crop_fixed", "crop_rand", "crop_rand_jitter"):
+        assert not torch.equal(*outputs[name]), name
+    with pytest.raises(ValueError, match="augmentation must be one of"):
+        train_transform(32, "mixup")
