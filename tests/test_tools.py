@@ -42,3 +42,25 @@ def test_pretrain_cli_reports_bad_input():
     result = subprocess.run([sys.executable, "tools/pretrain.py", "--cfg", "pretrain/mae_vit_tiny_cpu.py", "epoch=3"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode != 0 and "unknown config key 'epoch'" in result.stderr
+
+
+def test_toy_data_is_deterministic_for_a_seed_in_every_layout(tmp_path):
+    import hashlib
+
+    from tools.make_toy_data import write_ade20k, write_classification_sets, write_coco, write_image_folder
+
+    def write(folder, seed):
+        write_image_folder(str(folder / "pretrain"), 6, size=48, seed=seed)
+        write_classification_sets(str(folder / "cls"), 5, 3, size=32, seed=seed)
+        write_coco(str(folder / "coco"), 3, 2, size=64, seed=seed)
+        write_ade20k(str(folder / "ade"), 3, 2, size=32, seed=seed)
+        return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    first, again, other = write(tmp_path / "a", 0), write(tmp_path / "b", 0), write(tmp_path / "c", 1)
+    assert first == again and len(first) > 60
+    assert {k for k in first if first[k] != other.get(k)}  # another seed, other scenes
+    subset = write_classification_sets(str(tmp_path / "d"), 4, 2, size=32, seed=0, datasets=("inat2018",))
+    assert list(subset) == ["inat2018"] and sorted(os.listdir(tmp_path / "d")) == ["inat2018"]
+    with pytest.raises(ValueError, match="unknown classification layouts"):
+        write_classification_sets(str(tmp_path / "e"), datasets=("cifar10",))
