@@ -48,12 +48,19 @@ class DiscreteVAE(nn.Module):
                                vocab_size=vocab_size, use_mixed_precision=False)
         self.requires_grad_(True)
 
+    def tokens(self, pixels):
+        """pixels in [0, 1] -> token ids (N, H/8, W/8)."""
+        return self.encoder(map_pixels(pixels)).argmax(1)
+
+    def decode(self, one_hot):
+        """(soft) one-hot codes (N, vocab, h, w) -> pixels in [0, 1]. The decoder's first 3 channels
+        are the pixel means in DALL-E's mapped space."""
+        return unmap_pixels(torch.sigmoid(self.decoder(one_hot)[:, :3]))
+
     def forward(self, pixels, tau, kl_weight):
         """pixels in [0, 1] -> (loss, reconstruction MSE, reconstruction in [0, 1])."""
         logits = self.encoder(map_pixels(pixels))
-        soft_one_hot = F.gumbel_softmax(logits, tau=tau, dim=1)
-        # the decoder's first 3 channels are the pixel means in DALL-E's mapped space
-        recon = unmap_pixels(torch.sigmoid(self.decoder(soft_one_hot)[:, :3]))
+        recon = self.decode(F.gumbel_softmax(logits, tau=tau, dim=1))
         mse = F.mse_loss(recon, pixels)
         # KL(q || uniform prior) per position, as in DALL-E's ELBO
         log_q = F.log_softmax(logits, dim=1)

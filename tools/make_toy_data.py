@@ -130,9 +130,10 @@ def write_classification_sets(out, num_train=100, num_val=40, size=48, seed=0, d
     rng = np.random.default_rng(seed)
     photos = _photo_backgrounds()
     splits = {"train": _labelled_scenes(rng, num_train, size, photos), "val": _labelled_scenes(rng, num_val, size, photos)}
-    for split, scenes in splits.items():
-        for i, (img, label) in enumerate(scenes if "imagenet" in datasets else ()):
-            _save(os.path.join(out, "imagenet", split, CLASSES[label], f"{split}_{i:05d}.png"), img)
+    if "imagenet" in datasets:
+        for split, scenes in splits.items():
+            for i, (img, label) in enumerate(scenes):
+                _save(os.path.join(out, "imagenet", split, CLASSES[label], f"{split}_{i:05d}.png"), img)
     for year, folder in (("2017", "train_val_images"), ("2018", "train_val2018"), ("2019", "train_val2019")):
         if f"inat{year}" not in datasets:
             continue

@@ -128,8 +128,12 @@ class Preset:
         return os.path.abspath(os.path.join(self.results, "runs", f"{kind}.csv"))
 
 
+def tool_path(script):
+    return os.path.join(_bootstrap.ROOT, "tools", script)
+
+
 def tool(script, *args):
-    return [sys.executable, os.path.join(_bootstrap.ROOT, "tools", script), *map(str, args)]
+    return [sys.executable, tool_path(script), *map(str, args)]
 
 
 class CpuPreset(Preset):
@@ -241,7 +245,7 @@ class PaperPreset(Preset):
         a = self.args
         return ["torchrun", f"--nnodes={a.nnodes}", f"--node_rank={a.node_rank}", f"--nproc_per_node={a.nproc_per_node}",
                 f"--master_addr={a.master_addr}", f"--master_port={a.master_port}",
-                os.path.join(_bootstrap.ROOT, "tools", script), *map(str, args)]
+                tool_path(script), *map(str, args)]
 
     def pretrain(self, size, target):
         if size not in self.PRETRAIN:
@@ -276,7 +280,7 @@ class PaperPreset(Preset):
         init, run = self.checkpoint(source, size)
         a = self.args
         return Run(deps=(run,), results_csv=self.csv("det"), argv=[
-            "python", os.path.join(_bootstrap.ROOT, "tools", "train_det.py"), "--cfg", f"det/{self.DET[size]}.py",
+            "python", tool_path("train_det.py"), "--cfg", f"det/{self.DET[size]}.py",
             "--init", init, "--data-root", self.root, "--output-dir", self.out(f"det-{size}-{source}"), "--resume",
             "--results-csv", self.csv("det"), "--num-gpus", str(a.nproc_per_node), "--num-machines", str(a.nnodes),
             "--machine-rank", str(a.node_rank), "--dist-url", f"tcp://{a.master_addr}:{a.master_port}"])
@@ -401,10 +405,11 @@ def execute(run, check_record=True):
 
 
 def measure(cells, preset):
+    # one read per run: several cells (box and mask AP, Table 3's MAE and Table 7's norm-pixel) share runs
+    records = {name: last_record(run) if run.done else None for name, run in preset.runs.items()}
     for cell in cells:
         if cell.run:
-            run = preset.runs[cell.run]
-            record = last_record(run) if run.done else None
+            record = records[cell.run]
             if record is None:
                 cell.note = cell.note or "run not finished"
             else:

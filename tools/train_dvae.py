@@ -57,11 +57,8 @@ def save_figure(model, imgs, path):
 
     model.eval()
     with torch.no_grad():
-        from pretrain.tokenizer import map_pixels, unmap_pixels
-
-        tokens = model.encoder(map_pixels(imgs)).argmax(1)
-        one_hot = torch.nn.functional.one_hot(tokens, model.arch["vocab_size"]).permute(0, 3, 1, 2).float()
-        recon = unmap_pixels(torch.sigmoid(model.decoder(one_hot)[:, :3]))
+        one_hot = torch.nn.functional.one_hot(model.tokens(imgs), model.arch["vocab_size"]).permute(0, 3, 1, 2)
+        recon = model.decode(one_hot.float())
     model.train()
     fig, axes = plt.subplots(2, len(imgs), figsize=(1.6 * len(imgs), 3.4), squeeze=False)
     for i in range(len(imgs)):
@@ -98,7 +95,7 @@ def main(argv=None):
     from backbones.checkpoint import load_file, save_file
     from backbones.training import CsvLog
     from pretrain.data import list_images
-    from pretrain.tokenizer import DiscreteVAE, map_pixels
+    from pretrain.tokenizer import DiscreteVAE
 
     try:
         paths = list_images(args.data)
@@ -141,7 +138,7 @@ def main(argv=None):
             optimizer.step()
             totals += torch.tensor([loss.item() * len(imgs), mse.item() * len(imgs), len(imgs)], dtype=torch.float64)
         with torch.no_grad():  # a collapsed codebook shows here first
-            codes_used = model.encoder(map_pixels(imgs)).argmax(1).unique().numel()
+            codes_used = model.tokens(imgs).unique().numel()
         save_file({"model": model.state_dict(), "arch": model.arch, "optimizer": optimizer.state_dict(),
                    "epoch": epoch + 1, "args": vars(args)}, path)
         log.write(epoch + 1, loss=float(totals[0] / totals[2]), mse=float(totals[1] / totals[2]), tau=tau,
