@@ -3,13 +3,20 @@
 Every sample's augmentation and mask noise come from a seed made of (seed, epoch, index), so a run
 gives the same batches whatever the number of processes or workers, and a resumed run continues
 with exactly the batches it would have seen.
+
+Fast path (docs/benchmarks.md, "Data loading"): samples travel as uint8 and are normalised on the
+model's device (`normalize`, the arithmetic of ToTensor + Normalize), and a JPEG much larger than
+any crop needs is decoded at a reduced DCT scale (PIL's draft mode) that still leaves every crop
+at least the output's resolution.
 """
+import math
 import os
 
 import torch
 from PIL import Image
 from torch.utils.data import Dataset, default_collate
 from torchvision import transforms
+from torchvision.transforms import functional as F
 
 from .masking import sample_noise
 
@@ -48,6 +55,19 @@ def list_images(source):
 AUGMENTATIONS = ("none", "crop_fixed", "crop_rand", "crop_rand_jitter")
 
 
+class FullSizeRandomResizedCrop(transforms.RandomResizedCrop):
+    """RandomResizedCrop drawn on the image's full size, also when `read_image` decoded it at a reduced
+    scale (it records the full size in img.info["full_size"]): the same draws give the same view.
+    At full size it is RandomResizedCrop itself (the same draws and pixels)."""
+
+    def forward(self, img):
+        width, height = img.info.get("full_size", img.size)
+        top, left, h, w = self.get_params(torch.empty(1).expand(1, height, width), self.scale, self.ratio)
+        sx, sy = img.width / width, img.height / height
+        return F.resized_crop(img, round(top * sy), round(left * sx), max(1, round(h * sy)), max(1, round(w * sx)),
+                              self.size, self.interpolation, antialias=self.antialias)
+
+
 def train_transform(input_size, augmentation="crop_rand"):
     """Pre-training augmentation, the four settings of Table 1e. crop_rand is the paper's default:
     RandomResizedCrop(0.2-1, bicubic) + flip; crop_fixed: a fixed-size random crop (of the image
@@ -61,11 +81,28 @@ def train_transform(input_size, augmentation="crop_rand"):
         steps = [transforms.Resize(int(input_size / 0.875), interpolation=bicubic), transforms.RandomCrop(input_size),
                  transforms.RandomHorizontalFlip()]
     else:
-        steps = [transforms.RandomResizedCrop(input_size, scale=(0.2, 1.0), interpolation=bicubic),
+        steps = [FullSizeRandomResizedCrop(input_size, scale=(0.2, 1.0), interpolation=bicubic),
                  transforms.RandomHorizontalFlip()]
         if augmentation == "crop_rand_jitter":
             steps.append(transforms.ColorJitter(0.4, 0.4, 0.4))
-    return transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return transforms.Compose([*steps, transforms.PILToTensor()])  # uint8: `normalize` on the device
+
+
+def normalize(imgs):
+    """uint8 (N, 3, H, W) -> float, normalised with the ImageNet statistics: the same arithmetic as
+    ToTensor + Normalize (bit-identical), done where the batch lands (on a GPU: off the loader's CPUs)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=imgs.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=imgs.device).view(1, 3, 1, 1)
+    return imgs.float().div(255).sub(mean).div(std)
+
+
+def min_decode_side(input_size, augmentation):
+    """The shorter image side below which decoding at a reduced scale would cost any crop resolution.
+    RandomResizedCrop's smallest crop (20% of the area, aspect 3:4) has a shorter side of
+    sqrt(0.2 * 3/4) = 0.39 of the image's (at least); the fixed crops resize the shorter side first."""
+    if augmentation in ("crop_rand", "crop_rand_jitter"):
+        return math.ceil(input_size / math.sqrt(0.2 * 3 / 4))
+    return int(input_size / 0.875) if augmentation == "crop_fixed" else input_size
 
 
 def eval_transform(input_size):
@@ -77,16 +114,25 @@ def eval_transform(input_size):
     ])
 
 
-def read_image(path):
+def read_image(path, min_side=None):
+    """An RGB image; with min_side, a JPEG is decoded at the smallest scale of 1/2, 1/4, 1/8 whose
+    shorter side keeps min_side pixels (DCT-domain downscaling: several times faster for large photos)."""
     try:
         with Image.open(path) as img:
+            reduction = 1
+            while min_side and reduction < 8 and min(img.size) / (2 * reduction) >= min_side:
+                reduction *= 2
+            if reduction > 1:
+                full_size = img.size
+                img.draft("RGB", (math.ceil(img.width / reduction), math.ceil(img.height / reduction)))
+                img.info["full_size"] = full_size  # for FullSizeRandomResizedCrop (convert keeps info)
             return img.convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise BadImageError(f"cannot read image {path}: {e}") from e
 
 
 class PretrainDataset(Dataset):
-    """Yields (image, mask noise) pairs; bad_images="skip" yields BadImageError instances instead of
+    """Yields (uint8 image, mask noise) pairs; bad_images="skip" yields BadImageError instances instead of
     raising, which `collate` counts and reports (never silently dropped)."""
 
     def __init__(self, paths, input_size, patch_size, mask_ratio=0.75, mask_sampling="random", seed=0,
@@ -95,6 +141,7 @@ class PretrainDataset(Dataset):
             raise ValueError(f"bad_images must be 'fail' or 'skip', got {bad_images!r}")
         self.paths, self.seed, self.epoch = paths, seed, 0
         self.transform = train_transform(input_size, augmentation)
+        self.min_side = min_decode_side(input_size, augmentation)
         self.grid = (input_size // patch_size, input_size // patch_size)
         self.mask_ratio, self.mask_sampling, self.bad_images = mask_ratio, mask_sampling, bad_images
 
@@ -107,13 +154,15 @@ class PretrainDataset(Dataset):
     def __getitem__(self, index):
         sample_seed = hash((self.seed, self.epoch, index)) % (2**63)  # tuple-of-int hashes are stable
         try:
-            img = read_image(self.paths[index])
+            img = read_image(self.paths[index], self.min_side)
         except BadImageError as e:
             if self.bad_images == "fail":
                 raise
             return e
-        with torch.random.fork_rng(devices=[]):  # torchvision draws from the global generator
-            torch.manual_seed(sample_seed)
+        # torchvision draws from the global CPU generator; seeding it alone (not torch.manual_seed, which
+        # also queues a lazy seeding of every GPU, ~1 ms a call) gives the same draws
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(sample_seed)
             img = self.transform(img)
         generator = torch.Generator().manual_seed(sample_seed + 1)
         return img, sample_noise(self.mask_sampling, self.grid, self.mask_ratio, generator=generator)

@@ -16,7 +16,7 @@ from backbones.checkpoint import load_file
 from backbones.param_groups import param_groups
 from backbones.training import CsvLog, TrainerBase, autocast, cosine_lr, param_digest, plain
 
-from .data import BadImageError, PretrainDataset, collate, eval_transform, list_images, read_image
+from .data import BadImageError, PretrainDataset, collate, eval_transform, list_images, normalize, read_image
 from .config import build_model
 from .mae import fit_pca
 from .visualize import save_reconstruction_figure
@@ -129,7 +129,7 @@ class Trainer(TrainerBase):
                     group["lr"] = lr * group["lr_scale"]
             boundary = (i + 1) % self.accum_iter == 0
             if imgs is not None:
-                imgs, noise = imgs.to(self.device, non_blocking=True), noise.to(self.device, non_blocking=True)
+                imgs, noise = normalize(imgs.to(self.device, non_blocking=True)), noise.to(self.device, non_blocking=True)
                 sync = contextlib.nullcontext() if boundary or self.world == 1 else model.no_sync()
                 with sync:
                     with autocast(self.device, self.precision):
