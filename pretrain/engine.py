@@ -54,6 +54,11 @@ class Trainer(TrainerBase):
         elif cfg.target == "pca":
             self.fit_pca()
         self.ddp = DistributedDataParallel(self.model) if self.world > 1 else self.model
+        if cfg.compile not in ("auto", True, False):
+            raise ValueError(f"compile must be 'auto', True or False, got {cfg.compile!r}")
+        compiled = self.device.type == "cuda" if cfg.compile == "auto" else cfg.compile
+        # the compiled callable runs the training forward; checkpoints keep the plain module's names
+        self.train_forward = torch.compile(self.ddp) if compiled else self.ddp
 
     # -- state -----------------------------------------------------------------------------------
     def state(self, epoch):
@@ -133,7 +138,7 @@ class Trainer(TrainerBase):
                 sync = contextlib.nullcontext() if boundary or self.world == 1 else model.no_sync()
                 with sync:
                     with autocast(self.device, self.precision):
-                        loss = model(imgs, mask_ratio=cfg.mask_ratio, noise=noise)[0]
+                        loss = self.train_forward(imgs, mask_ratio=cfg.mask_ratio, noise=noise)[0]
                     self.check_finite(loss, epoch, i)
                     self.scaler.scale(loss / self.accum_iter).backward()
                 loss_sum += loss.detach().double() * len(imgs)

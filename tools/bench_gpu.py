@@ -45,10 +45,10 @@ class Part:
     """One part's measurements: rows of (case, metric, value), each appended to a JSON-lines file at
     once, so that a part stopped at its time limit keeps what it measured."""
 
-    def __init__(self, name, device, quick, rows_file):
+    def __init__(self, name, device, quick, rows_file, options):
         import torch
 
-        self.name, self.quick, self.rows_file = name, quick, rows_file
+        self.name, self.quick, self.rows_file, self.options = name, quick, rows_file, options
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
         self.precision = "bf16" if self.cuda else "fp32"
@@ -211,8 +211,8 @@ def part_pretrain(part):
                 compile_inputs = (name, model.state_dict(), imgs, noise)
             del model
     with part.case("Table 2"):
-        table2(part, autocast, warmup, repeats)
-    if compile_inputs and (part.cuda or not part.quick):  # inductor's CPU compile takes minutes: not in the dry run
+        table2(part, autocast, warmup, repeats, part.options.table2_batch)
+    if compile_inputs and part.options.compile and (part.cuda or not part.quick):  # inductor's CPU compile takes minutes: not in the dry run
         with part.case("torch.compile"):
             compile_trial(part, *compile_inputs, autocast, warmup, repeats)
 
@@ -238,12 +238,12 @@ def compile_trial(part, name, state, imgs, noise, autocast, warmup, repeats):
     part.add(case, "img/s", len(imgs) / part.timed(step, warmup, repeats))
 
 
-def table2(part, autocast, warmup, repeats):
+def table2(part, autocast, warmup, repeats, batch):
     import torch
 
     from pretrain import build_mae
 
-    name, batch, size = ("mae_vit_tiny_patch16", 4, 32) if part.quick else ("mae_vit_large_patch16", 128, 224)
+    name, batch, size = ("mae_vit_tiny_patch16", 4, 32) if part.quick else ("mae_vit_large_patch16", batch, 224)
     extra = TINY_MAE if part.quick else {}
     seconds = {}
     for mask_token_in_encoder, depth in ((True, 8), (False, 8), (False, 1)):
@@ -511,7 +511,7 @@ def run_part(args):
     if args.device == "cpu" or args.quick:
         torch.set_num_threads(min(2, torch.get_num_threads()))
     torch.manual_seed(0)
-    part = Part(args.part, args.device, args.quick, os.path.join(args.work, f"{args.part}.jsonl"))
+    part = Part(args.part, args.device, args.quick, os.path.join(args.work, f"{args.part}.jsonl"), args)
     PARTS[args.part](part, args.work) if args.part == "data" else PARTS[args.part](part)
 
 
@@ -557,8 +557,9 @@ def drive(args):
     statuses, measured = [r for r in previous if r["part"] == "status"], [r for r in previous if r["part"] != "status"]
     with tempfile.TemporaryDirectory() as work:
         for name in parts:
-            command = [sys.executable, os.path.abspath(__file__), "--part", name, "--work", work,
-                       "--device", args.device] + (["--quick"] if args.quick else [])
+            command = [sys.executable, os.path.abspath(__file__), "--part", name, "--work", work, "--device", args.device,
+                       "--table2-batch", str(args.table2_batch)] + (["--quick"] if args.quick else []) + \
+                      ([] if args.compile else ["--no-compile"])
             limit = PART_LIMITS_S[name] * (args.time_scale or 1)
             start = time.perf_counter()
             try:
@@ -582,6 +583,8 @@ def main(argv=None):
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     parser.add_argument("--quick", action="store_true", help="tiny models and sizes: a dry run of every code path")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
+    parser.add_argument("--table2-batch", type=int, default=256, help="batch of the Table 2 timings (ViT-L)")
+    parser.add_argument("--no-compile", dest="compile", action="store_false", help="leave out the torch.compile trial")
     parser.add_argument("--append", action="store_true", help="keep the other parts' rows of an earlier run in --out")
     parser.add_argument("--time-scale", type=float, help="multiply every part's time limit (slow machines)")
     parser.add_argument("--part", help=argparse.SUPPRESS)

@@ -14,6 +14,7 @@ import contextlib
 import csv
 import os
 import platform
+import re
 import statistics
 import time
 
@@ -35,8 +36,23 @@ def hf_peer(ours, norm_pix_loss):
                        decoder_intermediate_size=4 * ours.decoder_embed.out_features, layer_norm_eps=1e-6,
                        norm_pix_loss=norm_pix_loss, mask_ratio=0.75, attn_implementation="sdpa")
     peer = ViTMAEForPreTraining(cfg)
-    peer.load_state_dict(official_to_hf_vitmae(ours.state_dict()), strict=True)
+    state = official_to_hf_vitmae(ours.state_dict())
+    if not set(state) <= set(peer.state_dict()):  # transformers >= 5 renamed the layers' parameters
+        state = {_transformers5_name(key): value for key, value in state.items()}
+    peer.load_state_dict(state, strict=True)
     return peer
+
+
+_TRANSFORMERS5_RENAMES = [(r"^vit\.encoder\.layer\.", "vit.layers."), (r"attention\.attention\.query", "attention.q_proj"),
+                          (r"attention\.attention\.key", "attention.k_proj"), (r"attention\.attention\.value", "attention.v_proj"),
+                          (r"attention\.output\.dense", "attention.o_proj"), (r"intermediate\.dense", "mlp.fc1"),
+                          (r"\.output\.dense", ".mlp.fc2")]
+
+
+def _transformers5_name(key):
+    for pattern, new in _TRANSFORMERS5_RENAMES:
+        key = re.sub(pattern, new, key)
+    return key
 
 
 def cpu_name():
