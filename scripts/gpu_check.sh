@@ -22,7 +22,7 @@ if [[ ${1:-} == --prepare ]]; then
         python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
             $PLATFORMS -d $WHEELS "$(pin $pkg)"
     done
-    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 $PLATFORMS -d $WHEELS wcwidth
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 $PLATFORMS -d $WHEELS wcwidth platformdirs
     python3 -m pip wheel -q --no-deps -w $WHEELS "$(pin fvcore)" "$(pin iopath)" "$(pin yacs)" antlr4-python3-runtime==4.9.3
     # detectron2: the cp310 wheel used as pure Python (see ../shared/STACK.md); mmcv: its sdist, built there
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.10 -d $WHEELS "$(pin sal-detectron2)"
