@@ -23,14 +23,14 @@ def test_gpu_check_dry_run_runs_every_part(tmp_path):
     assert all(value.startswith("ok") for value in status.values()), status
     metrics = {(r["part"], r["metric"]) for r in rows}
     for expected in [("pretrain", "img/s"), ("pretrain", "TFLOP/step (fwd+bwd)"), ("pretrain", "x"), ("cls", "img/s"),
-                     ("data", "img/s per worker"), ("det", "s/iter (median after warm-up)"),
+                     ("data", "img/s per worker"), ("data", "workers needed"), ("det", "s/iter (median after warm-up)"),
                      ("seg", "loss finite and falling"), ("memory", "peak GiB")]:
         assert expected in metrics, expected
     # both MAE implementations measured on the same batch, and the Table 2 ratios are positive numbers
     cases = {r["case"] for r in rows if r["part"] == "pretrain" and r["metric"] == "img/s"}
     assert any("transformers" in c for c in cases) and any(" ours " in c for c in cases)
     assert all(float(r["value"]) > 0 for r in rows if r["metric"] == "x")
-    assert (tmp_path / "gpu_check.md").read_text().count("## ") == 7  # machine, status and the six parts
+    assert (tmp_path / "gpu_check.md").read_text().count("## ") == 8  # machine, status and the six parts
 
 
 def test_gpu_check_rejects_an_unknown_part(tmp_path):

@@ -539,11 +539,27 @@ def write_report(out, rows):
         f.write("\n".join(lines) + "\n")
 
 
+def loader_workers_needed(rows):
+    """Data against the GPU: loader workers (one core each) that feed the fastest ViT-B pre-training step
+    (the tiny model's in --quick)."""
+    def values(part, case_has, metric):
+        return [float(r["value"]) for r in rows if r["part"] == part and case_has in r["case"] and r["metric"] == metric
+                and str(r["value"]).replace(".", "", 1).isdigit()]
+
+    model = next((m for m in ("mae_vit_base_patch16", "mae_vit_tiny_patch16") if values("pretrain", m, "img/s")), None)
+    per_worker = values("data", "worker(s)", "img/s per worker")
+    if not (model and per_worker):
+        return []
+    gpu = values("pretrain", model, "img/s")
+    case = f"{model} pre-training at {max(gpu):.0f} img/s, {min(per_worker):.0f} img/s per loader worker"
+    return [dict(part="data", case=case, metric="workers needed", value=round(max(gpu) / min(per_worker), 1))]
+
+
 def earlier_rows(out, parts):
     """With --append: the rows of an earlier invocation, less the machine and the parts run again."""
     with contextlib.suppress(FileNotFoundError), open(os.path.join(out, "gpu_check.csv"), newline="") as f:
         return [row for row in csv.DictReader(f) if row["part"] != "machine" and row["part"] not in parts
-                and not (row["part"] == "status" and row["case"] in parts)]
+                and not (row["part"] == "status" and row["case"] in parts) and row["metric"] != "workers needed"]
     return []
 
 
@@ -572,7 +588,8 @@ def drive(args):
             statuses.append(dict(part="status", case=name, metric="", value=status))
             with contextlib.suppress(FileNotFoundError), open(os.path.join(work, f"{name}.jsonl")) as f:
                 measured += [json.loads(line) for line in f]
-            write_report(args.out, machine_rows(args.device) + statuses + measured)  # after each part: kept if stopped
+            rows = machine_rows(args.device) + statuses + measured
+            write_report(args.out, rows + loader_workers_needed(rows))  # after each part: kept if stopped
     print(f"wrote {os.path.join(args.out, 'gpu_check.csv')} and gpu_check.md")
     return 0 if all(row["value"].startswith("ok") for row in statuses) else 1
 
