@@ -35,17 +35,18 @@ def test_evaluation_resizes_as_the_official_code(size, resize):
 
 
 def test_tf_style_crop_draws_larger_boxes_than_torchvision():
-    """One draw, clipped to the image (util/crop.py): mean area fraction 0.5 on a square image, where
-    torchvision's redraw-until-it-fits favours small boxes."""
+    """One draw, clipped to the image (util/crop.py), where torchvision's redraw-until-it-fits favours
+    small boxes: on a 2:1 image the mean area fraction is 0.46 against torchvision's 0.30 (measured
+    with 20,000 draws each; 4,000 draws here have a standard error of 0.005)."""
     torch.manual_seed(0)
     crop, tv = TFRandomResizedCrop(32), transforms.RandomResizedCrop(32)
-    img = Image.new("RGB", (200, 200))
-    tf_boxes = [crop.get_params(200, 200) for _ in range(4000)]
+    img = Image.new("RGB", (400, 200))
+    tf_boxes = [crop.get_params(400, 200) for _ in range(4000)]
     tv_boxes = [tv.get_params(img, tv.scale, tv.ratio) for _ in range(4000)]
-    assert all(0 <= t and 0 <= l and t + h <= 200 and l + w <= 200 for t, l, h, w in tf_boxes)
-    tf_area = sum(h * w for _, _, h, w in tf_boxes) / 4000 / 200**2
-    tv_area = sum(h * w for _, _, h, w in tv_boxes) / 4000 / 200**2
-    assert 0.48 < tf_area < 0.52 and tv_area < tf_area - 0.05, (tf_area, tv_area)
+    assert all(0 <= t and 0 <= l and t + h <= 200 and l + w <= 400 for t, l, h, w in tf_boxes)
+    tf_area = sum(h * w for _, _, h, w in tf_boxes) / 4000 / (400 * 200)
+    tv_area = sum(h * w for _, _, h, w in tv_boxes) / 4000 / (400 * 200)
+    assert 0.44 < tf_area < 0.48 and 0.28 < tv_area < 0.33, (tf_area, tv_area)
     assert crop(img).size == (32, 32)
 
 
