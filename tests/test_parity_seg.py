@@ -5,17 +5,21 @@ weight decay; the recipe fields of configs/seg/upernet_vit_b.py against that con
 128 px, 4 blocks of width 64, 64-channel heads, non-zero relative position bias tables."""
 import copy
 import os
+import sys
 
 import mmseg
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 
 import seg  # noqa: F401  (registers the modules)
-from tools.train_seg import use_plain_batchnorm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))  # the tool scripts import their _bootstrap as a module
+from train_seg import use_plain_batchnorm  # noqa: E402
+
 REFERENCE = os.path.join(os.path.dirname(mmseg.__file__), ".mim", "configs", "mae",
                          "mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py")
 SIZE, DIM, DEPTH, HEADS, CLASSES, CHANNELS = 128, 64, 4, 4, 5, 64
@@ -53,6 +57,7 @@ def _to_ours(name):
 
 
 def build_models():
+    init_default_scope("mmseg")  # as the configs' default_scope
     torch.manual_seed(0)
     ref_cfg = reference_config().model
     ref_cfg.pretrained = None
@@ -86,13 +91,13 @@ def test_features_and_logits_match_mmseg(models):
     images = torch.randn(2, 3, SIZE, SIZE)
     feats_ref, feats_ours = ref.backbone(images), ours.backbone(images)
     for a, b in zip(feats_ref, feats_ours, strict=True):
-        assert (a - b).abs().max() < 1e-4  # measured: 2e-6
+        assert (a - b).abs().max() < 1e-4  # measured: 7e-7
     pyr_ref, pyr_ours = ref.neck(feats_ref), ours.neck(feats_ours)
     for a, b in zip(pyr_ref, pyr_ours, strict=True):
         assert a.shape == b.shape and (a - b).abs().max() < 1e-4
     logits_ref, logits_ours = ref._forward(images), ours._forward(images)
     assert logits_ref.shape == (2, CLASSES, SIZE // 4, SIZE // 4)
-    assert (logits_ref - logits_ours).abs().max() < 1e-4
+    assert (logits_ref - logits_ours).abs().max() < 1e-4  # measured: 1.5e-6
     aux_ref, aux_ours = ref.auxiliary_head(pyr_ref), ours.auxiliary_head(pyr_ours)
     assert (aux_ref - aux_ours).abs().max() < 1e-4
 
