@@ -171,9 +171,10 @@ def test_run_length_is_one_setting_the_schedule_follows(max_iter):
         lrs.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
-    first_drop = next(i for i, lr in enumerate(lrs) if lr < 0.5)
-    second_drop = next(i for i, lr in enumerate(lrs) if lr < 0.05)
-    assert lrs[0] == pytest.approx(0.001)
+    warm = next(i for i, lr in enumerate(lrs) if lr == 1.0)  # the end of the warm-up
+    first_drop = next(i for i in range(warm, max_iter) if lrs[i] < 0.5)
+    second_drop = next(i for i in range(warm, max_iter) if lrs[i] < 0.05)
+    assert lrs[0] == pytest.approx(0.001) and abs(warm - max_iter * 250 / 184375) <= 1
     assert abs(first_drop - round(max_iter * 163889 / 184375)) <= 1
     assert abs(second_drop - round(max_iter * 177546 / 184375)) <= 1
     assert lrs[first_drop] == pytest.approx(0.1) and lrs[-1] == pytest.approx(0.01)
