@@ -135,8 +135,8 @@ def test_recipe_fields_equal_the_mmseg_config():
     assert ours.optim_wrapper.optimizer == ref.optim_wrapper.optimizer  # AdamW 1e-4, (0.9, 0.999), wd 0.05
     assert ours.optim_wrapper.paramwise_cfg.layer_decay == ref.optim_wrapper.paramwise_cfg.layer_decay_rate
     assert ours.param_scheduler[0] == ref.param_scheduler[0]  # 1500 linear warm-up iterations from 1e-6
-    poly_ref = {k: v for k, v in ref.param_scheduler[1].items() if k != "end"}
-    assert ours.param_scheduler[1] == poly_ref and "end" not in ours.param_scheduler[1]
+    poly_ref = {k: v for k, v in ref.param_scheduler[1].items() if k not in ("end", "type")}
+    assert ours.param_scheduler[1] == dict(poly_ref, type="RunLengthPolyLR")  # PolyLR, its end set by the runner
     assert ours.train_pipeline == ref.train_pipeline and ours.test_pipeline == ref.test_pipeline
     assert ours.train_dataloader.batch_size == ref.train_dataloader.batch_size == 2
     assert ours.model.test_cfg == ref.model.test_cfg and ours.model.data_preprocessor == ref.model.data_preprocessor

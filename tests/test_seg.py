@@ -129,9 +129,10 @@ def test_neck_uses_syncbn_in_distributed_runs_and_bn_in_one_process():
     assert cfg.model.decode_head.norm_cfg.type == "BN"
 
 
-@pytest.mark.parametrize("max_iters", [200, 126312])
+@pytest.mark.parametrize("max_iters", [0, 20, 200, 126312])
 def test_run_length_is_one_setting_the_schedule_follows(tmp_path, max_iters):
-    """train_cfg.max_iters=N alone: the poly decay reaches 0 at iteration N (mmengine fills in its end)."""
+    """train_cfg.max_iters=N alone: the poly decay reaches 0 at iteration N (the runner fills in its end);
+    a run within the 30 warm-up iterations never reaches it."""
     from mmengine.runner import Runner
 
     data = write_ade20k(str(tmp_path / "ade"), num_train=4, num_val=2, size=64, seed=2)
@@ -145,4 +146,14 @@ def test_run_length_is_one_setting_the_schedule_follows(tmp_path, max_iters):
     runner._train_loop = runner.build_train_loop(runner._train_loop)  # the order of Runner.train()
     runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
     warmup, poly = runner.build_param_scheduler(runner.param_schedulers)
-    assert (warmup.end, poly.begin, poly.end) == (30, 30, max_iters)
+    assert (warmup.end, poly.begin, poly.end) == (30, 30, max(max_iters, 31))
+    if max_iters == 200:  # linear from the peak after the warm-up to 0 at the last iteration
+        group = runner.optim_wrapper.optimizer.param_groups[-1]
+        lrs = []
+        for _ in range(max_iters):  # as ParamSchedulerHook steps them after every iteration
+            lrs.append(group["lr"])
+            warmup.step()
+            poly.step()
+        assert lrs[0] == pytest.approx(group["initial_lr"] * 1e-6)
+        assert lrs[115] == pytest.approx(group["initial_lr"] / 2, rel=0.02)
+        assert lrs[-1] == pytest.approx(0, abs=1e-12) and lrs[-2] > 0

@@ -1,7 +1,7 @@
 # UperNet with the MAE ViT-B/16 on ADE20K (paper A.4, which follows BEiT's semantic_segmentation code), the
 # recipe of mmseg 1.2.2's configs/mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py ("mmseg-MAE" below) except
 # where a line says otherwise; the README's "Recipes and their sources" lists each difference. Paper, Table 5: 48.1.
-# Run length is the one setting train_cfg.max_iters: the poly decay has no `end`, so mmengine ends it at max_iters.
+# Run length is the one setting train_cfg.max_iters: the poly decay has no `end`, so the runner ends it at max_iters.
 #   torchrun --nproc_per_node 8 tools/train_seg.py --cfg seg/upernet_vit_b.py --init mae_pretrain_vit_base.pth \
 #       data_root=/data/ade/ADEChallengeData2016
 custom_imports = dict(imports=["seg"], allow_failed_imports=False)
@@ -76,7 +76,8 @@ optim_wrapper = dict(
 warmup_iters = 1500
 param_scheduler = [
     dict(type="LinearLR", start_factor=1e-6, by_epoch=False, begin=0, end=warmup_iters),
-    dict(type="PolyLR", power=1.0, eta_min=0.0, by_epoch=False, begin=warmup_iters),  # no end: it ends at max_iters
+    # mmseg-MAE's PolyLR, its end left to the runner: train_cfg.max_iters (seg/schedule.py)
+    dict(type="RunLengthPolyLR", power=1.0, eta_min=0.0, by_epoch=False, begin=warmup_iters),
 ]
 train_cfg = dict(type="IterBasedTrainLoop", max_iters=126312, val_interval=16000)  # mmseg-MAE: evaluation every 16k
 val_cfg = dict(type="ValLoop")

@@ -42,7 +42,7 @@ optim_wrapper = dict(optimizer=dict(lr=4e-4), paramwise_cfg=dict(layer_decay=0.7
 warmup_iters = 30
 param_scheduler = [
     dict(type="LinearLR", start_factor=1e-6, by_epoch=False, begin=0, end=warmup_iters),
-    dict(type="PolyLR", power=1.0, eta_min=0.0, by_epoch=False, begin=warmup_iters),
+    dict(type="RunLengthPolyLR", power=1.0, eta_min=0.0, by_epoch=False, begin=warmup_iters),
 ]
 train_cfg = dict(max_iters=300, val_interval=300)
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=100))
