@@ -175,8 +175,9 @@ class VisionTransformer(nn.Module):
     learnable_pos_embed: False keeps the fixed sin-cos embedding (pre-training); fine-tuning recipes
     train it. pos_embed_size: the image size the position table is built for (default img_size); a
     table for another grid is interpolated to the input's grid in every forward (ViTDet keeps the
-    224 px pre-training table so). window_size/global_block_indexes: ViTDet-style windowed attention in every block except
-    the listed ones. rel_pos: None, "bias" or "decomposed" (see Attention), zero-initialised.
+    224 px pre-training table so). window_size/global_block_indexes: ViTDet-style windowed attention
+    in every block except the listed ones. rel_pos: None, "bias" or "decomposed" (see Attention),
+    zero-initialised; their tables are sized for the img_size grid.
     """
 
     def __init__(self, img_size=224, patch_size=16, in_chans=3, embed_dim=768, depth=12, num_heads=12,
