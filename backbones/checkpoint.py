@@ -211,8 +211,8 @@ def load_state_dict(model, sd, drop=(), allow_missing=(), source="checkpoint"):
 
 
 def _resample_for(model, value):
-    """Resamples a square-grid checkpoint embedding to the model's grid (model.grid_size)."""
-    return resample_pos_embed(value, model.grid_size, getattr(model, "num_prefix_tokens", 1))
+    """Resamples a square-grid checkpoint embedding to the model's table grid (model.pos_embed_grid)."""
+    return resample_pos_embed(value, model.pos_embed_grid, getattr(model, "num_prefix_tokens", 1))
 
 
 def load_checkpoint(model, path, drop=(), allow_missing=()):

@@ -16,9 +16,11 @@ class LayerNorm2d(nn.LayerNorm):
 def _norm(kind, dim):
     if kind == "bn":
         return nn.BatchNorm2d(dim)
+    if kind == "syncbn":  # statistics over every process's batch (needs a process group in training)
+        return nn.SyncBatchNorm(dim)
     if kind == "ln":
         return LayerNorm2d(dim, eps=1e-6)
-    raise ValueError(f"norm must be 'bn' or 'ln', got {kind!r}")
+    raise ValueError(f"norm must be 'bn', 'syncbn' or 'ln', got {kind!r}")
 
 
 def resampler(scale, dim, norm="bn"):

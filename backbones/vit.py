@@ -173,22 +173,26 @@ class VisionTransformer(nn.Module):
     """ViT encoder without a classification head (heads belong to the tasks).
 
     learnable_pos_embed: False keeps the fixed sin-cos embedding (pre-training); fine-tuning recipes
-    train it. window_size/global_block_indexes: ViTDet-style windowed attention in every block except
-    the listed ones. rel_pos: None, "bias" or "decomposed" (see Attention), zero-initialised.
+    train it. pos_embed_size: the image size the position table is built for (default img_size); a
+    table for another grid is interpolated to the input's grid in every forward (ViTDet keeps the
+    224 px pre-training table so). window_size/global_block_indexes: ViTDet-style windowed attention
+    in every block except the listed ones. rel_pos: None, "bias" or "decomposed" (see Attention),
+    zero-initialised; their tables are sized for the img_size grid.
     """
 
     def __init__(self, img_size=224, patch_size=16, in_chans=3, embed_dim=768, depth=12, num_heads=12,
                  mlp_ratio=4.0, qkv_bias=True, norm_eps=1e-6, drop_path_rate=0.0, learnable_pos_embed=False,
-                 window_size=0, global_block_indexes=(), rel_pos=None, grad_checkpointing=False):
+                 window_size=0, global_block_indexes=(), rel_pos=None, grad_checkpointing=False, pos_embed_size=None):
         super().__init__()
         self.embed_dim, self.depth, self.num_heads = embed_dim, depth, num_heads
         self.patch_size, self.in_chans = patch_size, in_chans
         self.grid_size = tuple(s // patch_size for s in _pair(img_size))
+        self.pos_embed_grid = tuple(s // patch_size for s in _pair(pos_embed_size or img_size))
         self.num_prefix_tokens = 1
         self.grad_checkpointing = grad_checkpointing
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.pos_embed = nn.Parameter(sincos_2d(embed_dim, self.grid_size, 1), requires_grad=learnable_pos_embed)
+        self.pos_embed = nn.Parameter(sincos_2d(embed_dim, self.pos_embed_grid, 1), requires_grad=learnable_pos_embed)
         drop_path = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear in depth
         self.blocks = nn.ModuleList([
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_path[i], norm_eps,
@@ -208,7 +212,7 @@ class VisionTransformer(nn.Module):
 
     def pos_embed_for(self, grid):
         """The position embedding (cls position first) for a patch grid, resampled if it differs."""
-        return resample_pos_embed(self.pos_embed, grid, self.num_prefix_tokens, old_grid=self.grid_size)
+        return resample_pos_embed(self.pos_embed, grid, self.num_prefix_tokens, old_grid=self.pos_embed_grid)
 
     def embed(self, imgs):
         """Patch tokens plus their position embeddings (no cls token), and the grid."""

@@ -1,5 +1,5 @@
 """Fine-tuning, linear probing, partial fine-tuning and training from scratch, with timm's
-augmentation, mixup/cutmix, soft-target losses, LARS and EMA; DDP through torchrun."""
+augmentation, mixup/cutmix, soft-target losses, the official LARS and EMA; DDP through torchrun."""
 import contextlib
 import dataclasses
 import os
@@ -10,7 +10,6 @@ import torch.distributed as dist
 import torch.nn as nn
 from timm.data import Mixup, create_transform
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
-from timm.optim import Lars
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
@@ -22,13 +21,15 @@ from backbones.training import CsvLog, TrainerBase, append_row, autocast, cosine
 from pretrain.data import IMAGENET_MEAN, IMAGENET_STD, collate
 
 from .datasets import build_dataset
+from .lars import LARS
 from .models import accuracy, build_classifier, load_pretrained, set_trainable
+from .transforms import TFRandomResizedCrop, official_crop_pct
 
 
 def train_transform(cfg):
-    if cfg.mode == "linprobe":  # the paper's linear probe: no strong augmentation
+    if cfg.mode == "linprobe":  # the official linear probe (main_linprobe.py): TF-style crop and flip only
         return transforms.Compose([
-            transforms.RandomResizedCrop(cfg.input_size, interpolation=transforms.InterpolationMode.BICUBIC),
+            TFRandomResizedCrop(cfg.input_size, interpolation=transforms.InterpolationMode.BICUBIC),
             transforms.RandomHorizontalFlip(), transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     return create_transform(cfg.input_size, is_training=True, auto_augment=cfg.auto_augment or None,
                             interpolation="bicubic", re_prob=cfg.reprob, re_mode="pixel", re_count=1,
@@ -36,8 +37,9 @@ def train_transform(cfg):
 
 
 def eval_transform(cfg):
+    crop_pct = cfg.eval_crop_pct or official_crop_pct(cfg.input_size)
     return transforms.Compose([
-        transforms.Resize(int(cfg.input_size / cfg.eval_crop_pct), interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.Resize(int(cfg.input_size / crop_pct), interpolation=transforms.InterpolationMode.BICUBIC),
         transforms.CenterCrop(cfg.input_size), transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
@@ -88,11 +90,10 @@ class ClsTrainer(TrainerBase):
 
     def build_optimizer(self):
         cfg = self.cfg
-        if cfg.optimizer == "lars":  # the official LARS adapts >= 2-D weights only
+        if cfg.optimizer == "lars":  # the official LARS: 1-D parameters get neither weight decay nor adaptation
             params = [p for p in self.model.parameters() if p.requires_grad]
-            groups = [{"params": [p for p in params if p.ndim > 1], "always_adapt": True, "lr_scale": 1.0},
-                      {"params": [p for p in params if p.ndim <= 1], "always_adapt": False, "lr_scale": 1.0}]
-            return Lars([g for g in groups if g["params"]], lr=self.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+            return LARS([{"params": params, "lr_scale": 1.0}], lr=self.lr, momentum=cfg.momentum,
+                        weight_decay=cfg.weight_decay)
         if cfg.optimizer != "adamw":
             raise ValueError(f"optimizer must be 'adamw' or 'lars', got {cfg.optimizer!r}")
         layer_decay = cfg.layer_decay if cfg.mode != "scratch" else 1.0
@@ -156,14 +157,15 @@ class ClsTrainer(TrainerBase):
         cfg, model = self.cfg, self.ddp
         model.train()
         self.sampler.set_epoch(epoch)
-        n_batches = len(self.loader) // self.accum_iter * self.accum_iter
+        # the official loop (engine_finetune.py): every batch runs, the schedule advances by batch / len(loader), and
+        # the gradients of a last incomplete accumulation are dropped by the zero_grad of the next epoch
+        n_batches = len(self.loader)
         steps_per_epoch = n_batches // self.accum_iter
+        self.optimizer.zero_grad(set_to_none=True)
         bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.is_main,
                    dynamic_ncols=True, leave=False, mininterval=1.0)
         loss_sum, seen, start = 0.0, 0, time.perf_counter()
         for i, (imgs, targets, bad) in enumerate(self.loader):
-            if i >= n_batches:
-                break
             self.record_bad(bad)
             if i % self.accum_iter == 0:
                 lr = cosine_lr(epoch + i / n_batches, self.lr, cfg.warmup_epochs, cfg.epochs, cfg.min_lr)

@@ -27,11 +27,15 @@ def pyramid_scales(patch_size):
 class ViTBackbone(Backbone):
     """Stride-16 maps of the ViT without its cls token. multi_scale=True returns the outputs of the
     last block of each of 4 equal groups resampled to strides 4-32 (`stage2`..`stage5`);
-    multi_scale=False returns the last block's map (`last_feat`)."""
+    multi_scale=False returns the last block's map (`last_feat`).
+
+    Position embeddings as in ViTDet (Detectron2's ViT): a learnable table for the pre-training
+    grid (pretrain_img_size / patch_size, 14x14 at 224 px) interpolated to the input's grid in every
+    forward; pretrain_img_size=img_size instead resamples the table once, at load."""
 
     def __init__(self, img_size=1024, patch_size=16, embed_dim=768, depth=12, num_heads=12, drop_path_rate=0.1,
                  window_size=14, use_rel_pos=True, multi_scale=True, pyramid_norm="ln", init_checkpoint=None,
-                 grad_checkpointing=False):
+                 grad_checkpointing=False, pretrain_img_size=224):
         super().__init__()
         if depth % 4:
             raise ValueError(f"depth {depth} does not split into 4 equal groups")
@@ -39,7 +43,8 @@ class ViTBackbone(Backbone):
         self.vit = VisionTransformer(img_size, patch_size, 3, embed_dim, depth, num_heads, drop_path_rate=drop_path_rate,
                                      learnable_pos_embed=True, window_size=window_size,
                                      global_block_indexes=self.group_ends,
-                                     rel_pos="decomposed" if use_rel_pos else None, grad_checkpointing=grad_checkpointing)
+                                     rel_pos="decomposed" if use_rel_pos else None, grad_checkpointing=grad_checkpointing,
+                                     pos_embed_size=pretrain_img_size)
         del self.vit.norm, self.vit.cls_token  # dense features use the patch tokens only
         self.multi_scale = multi_scale
         if multi_scale:  # resample the stride-`patch_size` maps to strides 4, 8, 16, 32
@@ -55,8 +60,9 @@ class ViTBackbone(Backbone):
             self.load_pretrained(init_checkpoint)
 
     def load_pretrained(self, path):
-        """Every encoder key is used (position embeddings resampled to the detection grid); the
-        decoder, cls token, final norm and heads are declared drops; relative positions start at 0."""
+        """Every encoder key is used (a position table for another grid is resampled to the
+        pretrain_img_size grid); the decoder, cls token, final norm and heads are declared drops;
+        relative positions start at 0."""
         return load_checkpoint(self.vit, path, drop=MAE_DECODER_KEYS + CLASSIFIER_KEYS + ("cls_token", "norm.*"),
                                allow_missing=("blocks.*.attn.rel_pos_h", "blocks.*.attn.rel_pos_w"))
 

@@ -44,7 +44,7 @@ class Trainer(TrainerBase):
                              f"one optimizer step ({self.accum_iter} accumulated batches of {cfg.batch_size})")
         # The official recipe's groups: weight decay on every >= 2-D weight. Fused AdamW: one kernel
         # for all parameters (about 9x faster than the per-tensor loop on 2 CPU cores).
-        self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay, no_weight_decay_names=()),
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay, decay_rule="1d"),
                                            lr=self.lr, betas=tuple(cfg.betas), fused=True)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.start_epoch, self.skipped = 0, []

@@ -3,15 +3,21 @@ from mmseg.registry import MODELS
 
 from backbones.pyramid import MultiScaleResample
 
+NORMS = {"SyncBN": "syncbn", "BN": "bn", "LN": "ln"}
+
 
 @MODELS.register_module()
 class MultiScaleNeck(BaseModule):
     """The shared pyramid resampling (backbones.pyramid) as an mmseg neck: four stride-16 maps to
-    strides 4, 8, 16 and 32."""
+    strides 4, 8, 16 and 32. norm_cfg as in mmseg (type SyncBN, BN or LN): SyncBN, as mmseg's
+    Feature2Pyramid and BEiT's neck, normalises over the whole multi-GPU batch; tools/train_seg.py
+    turns SyncBN into BN in a single-process run."""
 
-    def __init__(self, embed_dim, scales=(4, 2, 1, 0.5), norm="bn", init_cfg=None):
+    def __init__(self, embed_dim, scales=(4, 2, 1, 0.5), norm_cfg=dict(type="SyncBN", requires_grad=True), init_cfg=None):
         super().__init__(init_cfg)
-        self.resample = MultiScaleResample(embed_dim, scales, norm)
+        if norm_cfg["type"] not in NORMS:
+            raise ValueError(f"norm_cfg type must be one of {tuple(NORMS)}, got {norm_cfg['type']!r}")
+        self.resample = MultiScaleResample(embed_dim, scales, NORMS[norm_cfg["type"]])
 
     def forward(self, inputs):
         return tuple(self.resample(list(inputs)))

@@ -11,6 +11,7 @@ from detectron2.config import LazyConfig, instantiate
 
 from conftest import tiny_mae_kwargs
 from det.backbone import ViTBackbone, vit_fpn, vit_simple_pyramid
+from backbones import resample_pos_embed
 from det.optim import layer_decay_params
 from pretrain import MaskedAutoencoder
 from tools.make_toy_data import write_coco
@@ -37,7 +38,7 @@ def test_groups_are_windowed_with_a_global_last_block():
     assert all(b.attn.rel_pos_h.abs().sum() == 0 for b in vit.vit.blocks)
 
 
-def test_official_checkpoint_loads_every_encoder_key_with_resampled_pos_embed(tmp_path):
+def test_official_checkpoint_loads_every_encoder_key_and_keeps_the_pretraining_table(tmp_path):
     mae = MaskedAutoencoder(**tiny_mae_kwargs(patch_size=16, img_size=224, depth=4))  # 14x14 pre-training grid
     path = tmp_path / "mae.pth"
     torch.save({"model": mae.state_dict()}, path)
@@ -46,6 +47,14 @@ def test_official_checkpoint_loads_every_encoder_key_with_resampled_pos_embed(tm
     encoder = {k for k in mae.state_dict() if not k.startswith(("decoder", "mask_token", "norm.", "cls_token"))}
     assert set(report.loaded) == encoder
     assert {"cls_token", "norm.weight", "decoder_embed.weight", "mask_token"} <= set(report.dropped)
+    assert report.resampled == []  # ViTDet: the 14x14 table is kept and interpolated in every forward
+    torch.testing.assert_close(vit.vit.pos_embed, mae.pos_embed, rtol=0, atol=0)
+    for size in (128, 96):  # any input size: the same table, interpolated to the grid
+        tokens, grid = vit.vit.embed(torch.zeros(1, 3, size, size))
+        expected = resample_pos_embed(mae.pos_embed, grid)[:, 1:] + vit.vit.patch_embed.proj.bias
+        torch.testing.assert_close(tokens, expected.expand_as(tokens))
+    # the former behaviour, one resampling at load into a table for the detection grid, on request
+    report = ViTBackbone(**VIT, pretrain_img_size=128).load_pretrained(str(path))
     assert report.resampled == ["pos_embed (1, 197, 64) -> (1, 65, 64)"]
 
 
@@ -57,17 +66,30 @@ def test_layer_decay_groups_follow_the_shared_rule():
     assert lr["bottom_up.vit.patch_embed.proj.weight"] == pytest.approx(1e-4 * 0.5**5)
     assert lr["fpn_output2.weight"] == pytest.approx(1e-4)
     wd = {n: g["weight_decay"] for g in groups for n in g["param_names"]}
-    assert wd["bottom_up.vit.blocks.0.attn.rel_pos_h"] == 0 and wd["bottom_up.vit.pos_embed"] == 0
-    assert wd["bottom_up.vit.blocks.0.attn.qkv.weight"] == 0.1
+    # ViTDet's rule: torch norm layers and pos_embed are exempt; biases, rel_pos and Detectron2's LN decay
+    assert wd["bottom_up.vit.pos_embed"] == 0 and wd["bottom_up.vit.blocks.0.norm1.weight"] == 0
+    assert wd["bottom_up.resample.resamplers.0.1.weight"] == 0  # the A.3 pyramid's LayerNorm2d is a torch LayerNorm
+    for name in ("bottom_up.vit.blocks.0.attn.rel_pos_h", "bottom_up.vit.blocks.0.attn.qkv.weight",
+                 "bottom_up.vit.blocks.0.attn.qkv.bias", "fpn_lateral2.norm.weight"):
+        assert wd[name] == 0.1, name
+    every = layer_decay_params(model, base_lr=1e-4, weight_decay=0.1, layer_decay=0.5, decay_rule="all")
+    assert all(g["weight_decay"] == 0.1 for g in every)
 
 
-def test_configs_carry_the_published_recipe():
-    for name, dim, decay, drop in (("b", 768, 0.7, 0.1), ("l", 1024, 0.8, 0.4), ("h", 1280, 0.9, 0.5)):
+def test_configs_carry_the_vitdet_recipe():
+    # projects/ViTDet/configs/COCO/mask_rcnn_vitdet_{b_100ep,l_100ep,h_75ep}.py
+    for name, dim, decay, drop, rule, iters, milestones in (
+            ("b", 768, 0.7, 0.1, "vitdet", 184375, [163889, 177546]),
+            ("l", 1024, 0.8, 0.4, "vitdet", 184375, [163889, 177546]),
+            ("h", 1280, 0.9, 0.5, "all", 184375 * 3 // 4, [163889 * 3 // 4, 177546 * 3 // 4])):
         cfg = LazyConfig.load(os.path.join(ROOT, f"configs/det/mask_rcnn_vit_{name}.py"))
         vit = cfg.model.backbone.vit
         assert (vit.embed_dim, vit.drop_path_rate, cfg.optimizer.params.layer_decay) == (dim, drop, decay)
+        assert cfg.optimizer.params.decay_rule == rule and vit.pretrain_img_size == 224
         assert cfg.optimizer.lr == 1e-4 and cfg.optimizer.weight_decay == 0.1 and cfg.dataloader.train.total_batch_size == 64
-        assert cfg.train.max_iter == 184375 and cfg.lr_multiplier.scheduler.milestones == [163889, 177546]
+        assert cfg.train.max_iter == iters and cfg.lr_multiplier.scheduler.milestones == milestones
+        assert cfg.lr_multiplier.scheduler.num_updates == iters and cfg.lr_multiplier.warmup_length == 250 / 184375
+        assert cfg.train.eval_period == 5000 and cfg.train.checkpointer.period == 5000
     simple = LazyConfig.load(os.path.join(ROOT, "configs/det/mask_rcnn_vit_b_simple.py"))
     assert simple.model.backbone.vit.multi_scale is False
     model = instantiate(LazyConfig.load(os.path.join(ROOT, "configs/det/mask_rcnn_vit_tiny.py")).model)
@@ -131,4 +153,28 @@ def test_patch_14_checkpoint_loads_into_a_16_px_detector(tmp_path):
     torch.save({"model": mae.state_dict()}, path)
     report = ViTBackbone(**VIT).load_pretrained(str(path))
     assert "patch_embed.proj.weight (64, 3, 14, 14) -> (64, 3, 16, 16)" in report.resampled
-    assert "pos_embed (1, 257, 64) -> (1, 65, 64)" in report.resampled
+    assert "pos_embed (1, 257, 64) -> (1, 197, 64)" in report.resampled  # to the 224 px table, as ViTDet's p14to16
+
+
+@pytest.mark.parametrize("max_iter", [1000, 20000])
+def test_run_length_is_one_setting_the_schedule_follows(max_iter):
+    """Detectron2's LRMultiplier evaluates lr_multiplier at iter / train.max_iter: train.max_iter=N keeps
+    ViTDet's warm-up and milestones at the same fractions of the run."""
+    from detectron2.solver import LRMultiplier
+
+    cfg = LazyConfig.load(os.path.join(ROOT, "configs/det/mask_rcnn_vit_b.py"))
+    cfg = LazyConfig.apply_overrides(cfg, [f"train.max_iter={max_iter}"])
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = LRMultiplier(optimizer, instantiate(cfg.lr_multiplier), cfg.train.max_iter)
+    lrs = []
+    for _ in range(max_iter):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    warm = next(i for i, lr in enumerate(lrs) if lr == 1.0)  # the end of the warm-up
+    first_drop = next(i for i in range(warm, max_iter) if lrs[i] < 0.5)
+    second_drop = next(i for i in range(warm, max_iter) if lrs[i] < 0.05)
+    assert lrs[0] == pytest.approx(0.001) and abs(warm - max_iter * 250 / 184375) <= 1
+    assert abs(first_drop - round(max_iter * 163889 / 184375)) <= 1
+    assert abs(second_drop - round(max_iter * 177546 / 184375)) <= 1
+    assert lrs[first_drop] == pytest.approx(0.1) and lrs[-1] == pytest.approx(0.01)

@@ -1,3 +1,5 @@
+import pytest
+import torch
 import torch.nn as nn
 
 from backbones import VisionTransformer, layer_id, param_groups
@@ -36,3 +38,28 @@ def test_frozen_parameters_are_left_out():
     vit = VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4)  # fixed pos_embed
     names = [n for g in param_groups(vit, 0.05) for n in g["param_names"]]
     assert "pos_embed" not in names and "cls_token" in names
+
+
+def test_decay_rules_exempt_what_each_reference_exempts():
+    class OtherNorm(nn.Module):  # a norm that is no torch normalisation layer (as Detectron2's LayerNorm)
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(8))
+
+    vit = VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4, learnable_pos_embed=True,
+                            rel_pos="decomposed", window_size=2)
+    model = nn.ModuleDict({"backbone": vit, "neck": nn.Sequential(nn.Conv2d(64, 8, 1), nn.BatchNorm2d(8), OtherNorm())})
+    names = ["backbone.pos_embed", "backbone.cls_token", "backbone.blocks.0.attn.rel_pos_h", "backbone.blocks.0.norm1.weight",
+             "backbone.blocks.0.attn.qkv.bias", "backbone.blocks.0.attn.qkv.weight", "neck.0.bias", "neck.1.weight",
+             "neck.2.weight"]
+    expected = {  # 1 = decayed, in the order of names
+        "mae": [0, 0, 0, 0, 0, 1, 0, 0, 0],
+        "1d": [1, 1, 1, 0, 0, 1, 0, 0, 0],
+        "vitdet": [0, 1, 1, 0, 1, 1, 1, 0, 1],
+        "all": [1] * 9,
+    }
+    for rule, decayed in expected.items():
+        wd = {n: g["weight_decay"] for g in param_groups(model, 0.1, decay_rule=rule) for n in g["param_names"]}
+        assert [int(wd[n] > 0) for n in names] == decayed, rule
+    with pytest.raises(ValueError, match="decay_rule must be one of"):
+        param_groups(model, 0.1, decay_rule="timm")

@@ -3,5 +3,6 @@ import os
 
 from pretrain.config import derive
 
+# evaluation at 448: resize 448, centre crop 448 (the official util/datasets.py: crop ratio 1.0 above 224 px)
 config = derive(os.path.join(os.path.dirname(__file__), "finetune_vit_h.py"), input_size=448,
                 output_dir="runs/cls/finetune_vit_h_448")

@@ -9,7 +9,7 @@ model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(img_size=64, patch_size=8, embed_dim=embed_dim, depth=4, num_heads=3, drop_path_rate=0.0,
                   out_indices=(0, 1, 2, 3)),
-    neck=dict(embed_dim=embed_dim),
+    neck=dict(embed_dim=embed_dim, norm_cfg=norm_cfg),
     decode_head=dict(in_channels=[embed_dim] * 4, channels=128, num_classes=num_classes, norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=embed_dim, channels=64, num_classes=num_classes, norm_cfg=norm_cfg),
     test_cfg=dict(mode="slide", crop_size=crop_size, stride=(43, 43)),
@@ -39,11 +39,11 @@ val_dataloader = dict(num_workers=0, persistent_workers=False,
                                     img_suffix=".jpg", seg_map_suffix=".png", pipeline=test_pipeline))
 test_dataloader = val_dataloader
 optim_wrapper = dict(optimizer=dict(lr=4e-4), paramwise_cfg=dict(layer_decay=0.75))
-max_iters, warmup_iters = 300, 30
+warmup_iters = 30
 param_scheduler = [
     dict(type="LinearLR", start_factor=1e-6, by_epoch=False, begin=0, end=warmup_iters),
-    dict(type="PolyLR", power=1.0, eta_min=0.0, by_epoch=False, begin=warmup_iters, end=max_iters),
+    dict(type="RunLengthPolyLR", power=1.0, eta_min=0.0, by_epoch=False, begin=warmup_iters),
 ]
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+train_cfg = dict(max_iters=300, val_interval=300)
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=100))
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend="gloo"))

@@ -1,0 +1,39 @@
+"""The official MAE's evaluation resize rule and its TF-style RandomResizedCrop (util/datasets.py and
+util/crop.py of facebookresearch/mae)."""
+import math
+
+import torch
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as F
+
+
+def official_crop_pct(input_size):
+    """Centre-crop ratio of the official evaluation: 224/256 up to 224 px, 1.0 above (resize to the size)."""
+    return 224 / 256 if input_size <= 224 else 1.0
+
+
+class TFRandomResizedCrop(torch.nn.Module):
+    """RandomResizedCrop as TF/TPU code draws it (the official linear-probing crop, after BYOL): one draw
+    of the area fraction (uniform in scale) and of the aspect ratio (log-uniform in ratio), the box
+    clipped to the image, then a uniform position. torchvision's version instead redraws up to 10
+    times until the box fits and falls back to a centre crop, which favours small boxes."""
+
+    def __init__(self, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), interpolation=InterpolationMode.BICUBIC):
+        super().__init__()
+        self.size = (size, size) if isinstance(size, int) else tuple(size)
+        self.scale, self.ratio, self.interpolation = scale, ratio, interpolation
+
+    def get_params(self, width, height):
+        """(top, left, height, width) of the crop box."""
+        area = width * height * torch.empty(1).uniform_(*self.scale).item()
+        aspect = math.exp(torch.empty(1).uniform_(math.log(self.ratio[0]), math.log(self.ratio[1])).item())
+        w = min(int(round(math.sqrt(area * aspect))), width)
+        h = min(int(round(math.sqrt(area / aspect))), height)
+        top = int(torch.randint(0, height - h + 1, (1,)).item())
+        left = int(torch.randint(0, width - w + 1, (1,)).item())
+        return top, left, h, w
+
+    def forward(self, img):
+        width, height = F.get_image_size(img)
+        top, left, h, w = self.get_params(width, height)
+        return F.resized_crop(img, top, left, h, w, list(self.size), self.interpolation)
