@@ -17,7 +17,7 @@ from mmseg.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 import seg  # noqa: F401  (registers the modules)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))  # the tool scripts import their _bootstrap as a module
+sys.path.append(os.path.join(ROOT, "tools"))  # for _bootstrap; last, so tools/pretrain.py hides no package
 from train_seg import use_plain_batchnorm  # noqa: E402
 
 REFERENCE = os.path.join(os.path.dirname(mmseg.__file__), ".mim", "configs", "mae",

@@ -16,7 +16,7 @@ from pretrain import MaskedAutoencoder
 from tools.make_toy_data import write_ade20k
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))  # the tool scripts import their _bootstrap as a module
+sys.path.append(os.path.join(ROOT, "tools"))  # for _bootstrap; last, so tools/pretrain.py hides no package
 from train_seg import use_plain_batchnorm  # noqa: E402
 
 BACKBONE = dict(type="MAEViT", img_size=64, patch_size=8, embed_dim=64, depth=4, num_heads=4, out_indices=(0, 1, 2, 3))
