@@ -2,10 +2,13 @@
 layer-wise lr decay, registered in mmseg's registries. Config files load it with
 `custom_imports = dict(imports=["seg"])`."""
 from .backbone import MAEViT
-from .checkpoint_safety import allow_mmengine_checkpoints
+from .checkpoint_safety import allow_mmengine_checkpoints, write_checkpoints_atomically
+from .data_checks import CheckSegMap
 from .neck import MultiScaleNeck
 from .optim import LayerDecayOptimWrapperConstructor
 
 allow_mmengine_checkpoints()
+write_checkpoints_atomically()
 
-__all__ = ["MAEViT", "MultiScaleNeck", "LayerDecayOptimWrapperConstructor", "allow_mmengine_checkpoints"]
+__all__ = ["CheckSegMap", "MAEViT", "MultiScaleNeck", "LayerDecayOptimWrapperConstructor", "allow_mmengine_checkpoints",
+           "write_checkpoints_atomically"]
