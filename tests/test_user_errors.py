@@ -62,6 +62,10 @@ def test_unknown_override_keys_are_refused_with_close_matches(images, tmp_path):
     with pytest.raises(UserError, match="unknown backbone_overrides argument 'dept'; did you mean 'depth'"):
         load_cls_config(os.path.join(ROOT, "configs/cls/tiny_cpu.py"), ["backbone_overrides.dept=3"])
     assert user_error("pretrain.py", "--cfg").startswith("error: argument --cfg: expected one argument")
+    args = pretrain_cli(images, tmp_path, "epoch=3", "--debug")
+    debug = subprocess.run([sys.executable, os.path.join(ROOT, "tools", args[0]), *map(str, args[1:])],
+                           capture_output=True, text=True, cwd=ROOT)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "UserError: unknown config key" in debug.stderr
 
 
 def test_wrong_or_truncated_checkpoints_to_resume_are_refused_and_the_run_left_intact(images, pretrained, tmp_path):

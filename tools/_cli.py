@@ -24,6 +24,14 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
+def resume_value(text):
+    """argparse type of --resume: 'auto' or a checkpoint (an override right after a bare --resume is
+    neither)."""
+    if "=" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is an override, not 'auto' or a checkpoint: write --resume auto {text}")
+    return text
+
+
 class ResumePoint:
     """Where `--resume auto` would continue from, for the Ctrl-C message; a tool sets `find` once it
     knows its output directory (a function returning the checkpoint path, or None)."""

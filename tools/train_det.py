@@ -32,7 +32,7 @@ def parse_args(argv):
     parser.add_argument("--init", help="MAE checkpoint for the backbone (tools/pretrain.py's or an official one); "
                                        "'none' trains from random weights")
     parser.add_argument("--output-dir")
-    parser.add_argument("--resume", nargs="?", const="auto", metavar="auto|CHECKPOINT",
+    parser.add_argument("--resume", nargs="?", const="auto", type=_cli.resume_value, metavar="auto|CHECKPOINT",
                         help="continue from the output dir's last checkpoint (auto, the default) or from CHECKPOINT")
     parser.add_argument("--eval-only", metavar="CHECKPOINT",
                         help="evaluate a checkpoint and record it; 'init' evaluates the model as --init leaves it")
@@ -102,7 +102,7 @@ def coco_categories(name, polygon_masks):
     return sorted((c["id"], c["name"]) for c in data["categories"]), json_file
 
 
-def set_num_classes(cfg, logger):
+def set_num_classes(cfg):
     """The class count comes from the data; train and test datasets must have the same categories."""
     mapper = cfg.dataloader.train.mapper
     polygons = mapper.get("use_instance_mask", False) and mapper.get("instance_mask_format", "polygon") == "polygon"
@@ -116,8 +116,8 @@ def set_num_classes(cfg, logger):
                                  f"{len(other)} categories) have different categories, e.g. {differ}: train and "
                                  f"evaluate on datasets with the same 'categories'")
     if cfg.model.roi_heads.num_classes != len(categories):
-        logger.info(f"num_classes: {len(categories)} from dataset {first} (the config said "
-                    f"{cfg.model.roi_heads.num_classes})")
+        print(f"num_classes: {len(categories)}, the categories of dataset {first} (the config said "
+              f"{cfg.model.roi_heads.num_classes})")
         cfg.model.roi_heads.num_classes = len(categories)
 
 
@@ -158,10 +158,10 @@ def build_config(args):
 
     register_datasets(args.dataset)
     cfg = LazyConfig.load(_cli.resolve_config_path(args.cfg))
-    _cli.check_override_keys(cfg, [item.partition("=")[0] for item in args.overrides], lazy_target)
     for item in args.overrides:
         if "=" not in item:
             raise _cli.UserError(f"override {item!r} is not dotted.key=value")
+    _cli.check_override_keys(cfg, [item.partition("=")[0] for item in args.overrides], lazy_target)
     cfg = LazyConfig.apply_overrides(cfg, args.overrides)
     init = set_init(cfg, args)
     cfg.train.output_dir = args.output_dir or os.path.join("runs", "det", os.path.splitext(os.path.basename(args.cfg))[0])
@@ -171,7 +171,7 @@ def build_config(args):
         found = f", and --resume auto found no checkpoint in {cfg.train.output_dir}" if args.resume == "auto" else ""
         raise _cli.UserError(f"no initial checkpoint was given{found}: pass --init CHECKPOINT (an MAE checkpoint), "
                              f"or --init none to train from random weights")
-    set_num_classes(cfg, logging.getLogger("detectron2"))
+    set_num_classes(cfg)
     return cfg
 
 
@@ -225,6 +225,7 @@ def train(cfg, args):
 
     import det  # noqa: F401  (registers build_mae_vit_backbone for yacs configs)
     from det.backbone import ViTBackbone
+    from det.checkpoint import AtomicCheckpointer
 
     register_datasets(args.dataset)  # again: a spawned worker process starts with an empty catalog
     cfg.train.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -251,7 +252,7 @@ def train(cfg, args):
     # Detectron2's AMPTrainer needs CUDA; on the CPU the step runs in fp32.
     amp = cfg.train.amp.enabled and cfg.train.device == "cuda"
     trainer = (AMPTrainer if amp else SimpleTrainer)(ddp_model, loader, optimizer)
-    checkpointer = DetectionCheckpointer(ddp_model, cfg.train.output_dir, trainer=trainer)
+    checkpointer = AtomicCheckpointer(ddp_model, cfg.train.output_dir, trainer=trainer)
     _cli.ResumePoint.find = lambda: checkpointer.get_checkpoint_file() if checkpointer.has_checkpoint() else None
     final = {}
 

@@ -31,7 +31,7 @@ def parse_args(argv):
                                        "'none' trains from random weights")
     parser.add_argument("--data-root", help="ADEChallengeData2016 folder (or one in the same layout)")
     parser.add_argument("--output-dir", "--work-dir", dest="output_dir", help="mmengine's work_dir")
-    parser.add_argument("--resume", nargs="?", const="auto", metavar="auto|CHECKPOINT",
+    parser.add_argument("--resume", nargs="?", const="auto", type=_cli.resume_value, metavar="auto|CHECKPOINT",
                         help="continue from the output dir's last checkpoint (auto, the default) or from CHECKPOINT")
     parser.add_argument("--amp", action="store_true", help="mixed precision (AmpOptimWrapper; GPUs)")
     parser.add_argument("--eval-only", metavar="CHECKPOINT", help="evaluate a checkpoint and record it")
@@ -116,6 +116,8 @@ def check_annotations_when_read(cfg):
     num_classes = cfg.model.decode_head.num_classes
     for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
         pipeline = cfg[loader]["dataset"]["pipeline"]
+        if any(step["type"] == "CheckSegMap" for step in pipeline):  # loaders may share one pipeline
+            continue
         for i, step in enumerate(list(pipeline)):
             if step["type"] == "LoadAnnotations":
                 pipeline.insert(i + 1, dict(type="CheckSegMap", num_classes=num_classes,
