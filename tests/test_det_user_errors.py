@@ -139,3 +139,16 @@ def test_wrong_or_truncated_checkpoints_are_one_line(tmp_path, coco, mae_checkpo
     torch.save({"model": other, "iteration": 9}, tmp_path / "other.pth")
     with pytest.raises(CheckpointError, match=r"other.pth was written for another model \(\d+ missing keys \(roi_heads.mask_head"):
         train_det.checked_checkpoint(model, str(tmp_path / "other.pth"))
+
+
+def test_detectron2_checkpoints_are_written_atomically_with_a_normal_mode(tmp_path):
+    from det.checkpoint import AtomicCheckpointer
+
+    checkpointer = AtomicCheckpointer(torch.nn.Linear(2, 2), str(tmp_path))
+    checkpointer.save("model_0000009", iteration=9)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(tmp_path / "model_0000009.pth").st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0000009.pth"]
+    assert checkpointer.get_checkpoint_file() == str(tmp_path / "model_0000009.pth")
+    assert load_file(checkpointer.get_checkpoint_file())["iteration"] == 9

@@ -107,3 +107,18 @@ def test_a_run_validates_once_writes_atomically_and_refuses_another_models_check
     line = user_error(*common[1:], "--eval-only", checkpoint, "model.decode_head.channels=64")
     assert f"{checkpoint} was written for another model" in line and "decode_head" in line
     assert load_file(str(checkpoint))["meta"]["iter"] == 2
+
+
+def test_mmengine_checkpoints_are_written_atomically(tmp_path):
+    import mmengine.runner.runner as runner_module
+
+    path = tmp_path / "iter_1.pth"
+    runner_module.save_checkpoint({"meta": {"iter": 1}, "state_dict": {"w": torch.ones(1)}}, str(path))
+
+    class Unwritable:
+        def __reduce__(self):
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(UserError, match=f"cannot write checkpoint {path}: no space left on the device"):
+        runner_module.save_checkpoint({"meta": {"iter": 2}, "state_dict": {"w": Unwritable()}}, str(path))
+    assert load_file(str(path))["meta"]["iter"] == 1 and os.listdir(tmp_path) == ["iter_1.pth"]

@@ -200,7 +200,7 @@ def test_visualize_refuses_a_classification_checkpoint(images, tmp_path):
 @pytest.fixture(scope="module")
 def cls_sets(tmp_path_factory):
     return write_classification_sets(str(tmp_path_factory.mktemp("cls")), num_train=16, num_val=8, size=32, seed=3,
-                                     datasets=("imagenet", "places365"))
+                                     datasets=("imagenet", "places365", "inat2018"))
 
 
 @pytest.fixture(scope="module")
@@ -251,3 +251,22 @@ def test_labels_outside_the_class_list_name_the_list_file(cls_sets, tmp_path):
     (edited / "places365_val.txt").write_text("\n".join([f"{first_path} 99", *lines[1:]]) + "\n")
     with pytest.raises(UserError, match=rf"{edited}/places365_val.txt gives {first_path} the label 99, outside the 5 classes"):
         build_dataset("places365", str(edited), "val")
+
+
+def test_inaturalist_categories_outside_the_train_list_name_the_json(cls_sets, tmp_path):
+    import json
+    import shutil
+
+    root = tmp_path / "inat2018"
+    shutil.copytree(cls_sets["inat2018"], root, symlinks=True)
+    with open(root / "val2018.json") as f:
+        val = json.load(f)
+    val["annotations"][0]["category_id"] = 999
+    (root / "val2018.json").write_text(json.dumps(val))
+    with pytest.raises(UserError, match=rf"{root}/val2018.json annotation \S+ has category_id 999, which is not among"):
+        build_dataset("inat2018", str(root), "val")
+
+
+def test_classification_resumes_only_its_own_checkpoints(cls_sets, pretrained, tmp_path):
+    line = user_error(*cls_cli(cls_sets, tmp_path, "--resume", pretrained, "backbone_overrides={'patch_size': 8, 'depth': 2}"))
+    assert f"{pretrained} is not a checkpoint of tools/train_cls.py; to start from an MAE checkpoint pass it as --init" in line
