@@ -153,7 +153,9 @@ def lazy_target(node):
     return locate(target) if isinstance(target, str) else target
 
 
-def build_config(args):
+def build_config(args, num_classes=None):
+    """The config with its overrides, and every check a user's input needs. num_classes: as the
+    launching process found it in the data (its workers do not read the COCO json again)."""
     from detectron2.config import LazyConfig
 
     register_datasets(args.dataset)
@@ -171,7 +173,10 @@ def build_config(args):
         found = f", and --resume auto found no checkpoint in {cfg.train.output_dir}" if args.resume == "auto" else ""
         raise _cli.UserError(f"no initial checkpoint was given{found}: pass --init CHECKPOINT (an MAE checkpoint), "
                              f"or --init none to train from random weights")
-    set_num_classes(cfg)
+    if num_classes is None:
+        set_num_classes(cfg)
+    else:
+        cfg.model.roi_heads.num_classes = num_classes
     return cfg
 
 
@@ -216,7 +221,7 @@ def checked_checkpoint(model, path):
     return path
 
 
-def train(cfg, args):
+def train(args, num_classes):
     import torch
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.config import instantiate
@@ -227,7 +232,7 @@ def train(cfg, args):
     from det.backbone import ViTBackbone
     from det.checkpoint import AtomicCheckpointer
 
-    register_datasets(args.dataset)  # again: a spawned worker process starts with an empty catalog
+    cfg = build_config(args, num_classes)  # again: a spawned worker process starts with an empty dataset catalog
     cfg.train.device = "cuda" if torch.cuda.is_available() else "cpu"
     default_setup(cfg, args)
     logger = logging.getLogger("detectron2")
@@ -290,7 +295,7 @@ def main(argv):
 
     cfg = build_config(args)  # every check a user's input needs, before any process starts
     launch(train, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(cfg, args))
+           dist_url=args.dist_url, args=(args, cfg.model.roi_heads.num_classes))
 
 
 if __name__ == "__main__":

@@ -159,7 +159,7 @@ def results_csv(cfg, args):
 
 def record(cfg, args, metrics, iteration):
     path = results_csv(cfg, args)
-    row = dict(pretrain_checkpoint=cfg.model.backbone.get("init_checkpoint") or "", backbone=os.path.basename(args.cfg),
+    row = dict(pretrain_checkpoint=init_checkpoint(cfg, args) or "", backbone=os.path.basename(args.cfg),
                mIoU=f"{metrics['mIoU']:.3f}", mAcc=f"{metrics['mAcc']:.3f}", aAcc=f"{metrics['aAcc']:.3f}",
                iteration=iteration, checkpoint=args.eval_only or "", run_dir=os.path.abspath(cfg.work_dir))
     append_row(path, row)
