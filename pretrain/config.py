@@ -74,9 +74,7 @@ def apply_overrides(cfg, overrides):
             raise UserError(f"override {item!r} is not key=value")
         group, dot, sub = key.partition(".")
         if dot and isinstance(getattr(cfg, group, None), dict):  # e.g. model_overrides.depth=6
-            arguments = _arguments(cfg.argument_groups[group]())
-            if sub not in arguments:
-                raise UserError(unknown_key_message(f"{group} argument", sub, arguments))
+            _check_arguments(cfg, group, [sub])
             changes.setdefault(group, dict(getattr(cfg, group)))[sub] = _literal(raw)
             continue
         if key not in names:
@@ -89,8 +87,17 @@ def apply_overrides(cfg, overrides):
             value = tuple(value)
         if default is not None and not isinstance(value, type(default)):
             raise UserError(f"config key {key!r} expects {type(default).__name__}, got {raw!r}")
+        if isinstance(value, dict):  # e.g. model_overrides={'depth': 6}
+            _check_arguments(cfg, key, value)
         changes[key] = value
     return dataclasses.replace(cfg, **changes)
+
+
+def _check_arguments(cfg, group, keys):
+    arguments = _arguments(cfg.argument_groups[group]())
+    for key in keys:
+        if key not in arguments:
+            raise UserError(unknown_key_message(f"{group} argument", key, arguments))
 
 
 def _arguments(fn):

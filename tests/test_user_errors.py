@@ -61,6 +61,8 @@ def test_unknown_override_keys_are_refused_with_close_matches(images, tmp_path):
         load_cls_config(os.path.join(ROOT, "configs/cls/tiny_cpu.py"), ["epoch=3"])
     with pytest.raises(UserError, match="unknown backbone_overrides argument 'dept'; did you mean 'depth'"):
         load_cls_config(os.path.join(ROOT, "configs/cls/tiny_cpu.py"), ["backbone_overrides.dept=3"])
+    with pytest.raises(UserError, match="unknown backbone_overrides argument 'patch'; did you mean 'patch_size'"):
+        load_cls_config(os.path.join(ROOT, "configs/cls/tiny_cpu.py"), ["backbone_overrides={'patch': 8}"])
     assert user_error("pretrain.py", "--cfg").startswith("error: argument --cfg: expected one argument")
     args = pretrain_cli(images, tmp_path, "epoch=3", "--debug")
     debug = subprocess.run([sys.executable, os.path.join(ROOT, "tools", args[0]), *map(str, args[1:])],
