@@ -86,7 +86,6 @@ class ClsTrainer(TrainerBase):
         self.ema = ModelEmaV3(self.model, decay=cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.start_epoch, self.skipped = 0, []
-        self.resumed_from = resume_path
         if resume_path:
             self.load(resume_path)
         self.ddp = DistributedDataParallel(self.model) if self.world > 1 else self.model
@@ -177,36 +176,34 @@ class ClsTrainer(TrainerBase):
             for i, (imgs, targets, bad) in enumerate(self.loader):
                 if i >= n_batches:
                     break
-                self.record_bad(bad, imgs is None, epoch, i)
+                self.record_bad(bad, imgs is None, epoch, i)  # stops at a batch with no readable image
                 if i % self.accum_iter == 0:
                     lr = cosine_lr(epoch + i / n_batches, self.lr, cfg.warmup_epochs, cfg.epochs, cfg.min_lr)
                     for group in self.optimizer.param_groups:
                         group["lr"] = lr * group["lr_scale"]
                 boundary = (i + 1) % self.accum_iter == 0
-                if imgs is not None:
-                    imgs, targets = imgs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
-                    if self.mixup is not None:
-                        imgs, targets = self.mixup(*_even(imgs, targets))
-                    sync = model.no_sync() if self.world > 1 and not boundary else contextlib.nullcontext()
-                    with sync:
-                        with autocast(self.device, self.precision):
-                            loss = self.criterion(model(imgs), targets)
-                        self.check_finite(loss, epoch, i)
-                        self.scaler.scale(loss / self.accum_iter).backward()
-                    loss_sum += loss.item() * len(imgs)
-                    seen += len(imgs)
+                imgs, targets = imgs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+                if self.mixup is not None:
+                    imgs, targets = self.mixup(*_even(imgs, targets))
+                sync = model.no_sync() if self.world > 1 and not boundary else contextlib.nullcontext()
+                with sync:
+                    with autocast(self.device, self.precision):
+                        loss = self.criterion(model(imgs), targets)
+                    self.check_finite(loss, epoch, i)
+                    self.scaler.scale(loss / self.accum_iter).backward()
+                loss_sum += loss.item() * len(imgs)
+                seen += len(imgs)
                 if boundary:
                     self.optimizer_step()
                     if self.ema is not None:
                         self.ema.update(self.model)
-                    if self.is_main and imgs is not None:
+                    if self.is_main:
                         step = epoch * steps_per_epoch + i // self.accum_iter
                         writer.add_scalar("train/loss", loss.item(), step)
                         writer.add_scalar("train/lr", lr, step)
                 bar.update(1)
-                if imgs is not None:
-                    bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}",
-                                    img_s=f"{seen * self.world / (time.perf_counter() - start):.1f}", refresh=False)
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}",
+                                img_s=f"{seen * self.world / (time.perf_counter() - start):.1f}", refresh=False)
         totals = torch.tensor([loss_sum, float(seen)], dtype=torch.float64)
         if self.world > 1:
             dist.all_reduce(totals)

@@ -126,32 +126,30 @@ class Trainer(TrainerBase):
             for i, (imgs, noise, bad) in enumerate(self.loader):
                 if i >= n_batches:
                     break
-                self.record_bad(bad, imgs is None, epoch, i)
+                self.record_bad(bad, imgs is None, epoch, i)  # stops at a batch with no readable image
                 step = epoch * self.steps_per_epoch + i // self.accum_iter
                 if i % self.accum_iter == 0:
                     lr = lr_at(cfg, self.lr, epoch + i / n_batches)
                     for group in self.optimizer.param_groups:
                         group["lr"] = lr * group["lr_scale"]
                 boundary = (i + 1) % self.accum_iter == 0
-                if imgs is not None:
-                    imgs, noise = imgs.to(self.device, non_blocking=True), noise.to(self.device, non_blocking=True)
-                    sync = contextlib.nullcontext() if boundary or self.world == 1 else model.no_sync()
-                    with sync:
-                        with autocast(self.device, self.precision):
-                            loss = model(imgs, mask_ratio=cfg.mask_ratio, noise=noise)[0]
-                        self.check_finite(loss, epoch, i)
-                        self.scaler.scale(loss / self.accum_iter).backward()
-                    loss_sum += loss.detach().double() * len(imgs)
-                    seen += len(imgs)
+                imgs, noise = imgs.to(self.device, non_blocking=True), noise.to(self.device, non_blocking=True)
+                sync = contextlib.nullcontext() if boundary or self.world == 1 else model.no_sync()
+                with sync:
+                    with autocast(self.device, self.precision):
+                        loss = model(imgs, mask_ratio=cfg.mask_ratio, noise=noise)[0]
+                    self.check_finite(loss, epoch, i)
+                    self.scaler.scale(loss / self.accum_iter).backward()
+                loss_sum += loss.detach().double() * len(imgs)
+                seen += len(imgs)
                 if boundary:
                     self.optimizer_step()
-                    if self.is_main and imgs is not None:
+                    if self.is_main:
                         writer.add_scalar("train/loss", loss.item(), step)
                         writer.add_scalar("train/lr", lr, step)
                 elapsed = time.perf_counter() - start
                 bar.update(1)
-                if imgs is not None:
-                    bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", img_s=f"{seen * self.world / elapsed:.1f}", refresh=False)
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", img_s=f"{seen * self.world / elapsed:.1f}", refresh=False)
         totals = torch.stack([loss_sum, torch.tensor(float(seen), dtype=torch.float64)])
         if self.world > 1:
             dist.all_reduce(totals)
