@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from backbones import CheckpointError, UserError, load_file, save_file
+from backbones import UserError, load_file, save_file
 from cls_transfer.config import load_cls_config
 from cls_transfer.datasets import build_dataset
 from cls_transfer.engine import ClsTrainer

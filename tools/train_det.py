@@ -228,8 +228,7 @@ def train(args, num_classes):
     from detectron2.engine import AMPTrainer, SimpleTrainer, create_ddp_model, default_setup, default_writers, hooks
     from detectron2.utils import comm
 
-    import det  # noqa: F401  (registers build_mae_vit_backbone for yacs configs)
-    from det.backbone import ViTBackbone
+    from det.backbone import ViTBackbone  # importing det also registers build_mae_vit_backbone for yacs configs
     from det.checkpoint import AtomicCheckpointer
 
     cfg = build_config(args, num_classes)  # again: a spawned worker process starts with an empty dataset catalog
