@@ -91,7 +91,7 @@ class CsvLog:
 
 
 def append_row(path, row):
-    """Appends one result row to a CSV under results/runs/ (header written with the first row)."""
+    """Appends one result row to a results CSV (header written with the first row)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     new = not os.path.isfile(path)
     with open(path, "a", newline="") as f:
