@@ -9,6 +9,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from .errors import UserError
+
 
 def init_distributed():
     """(rank, world_size, device) from torchrun's environment; gloo on CPU, nccl on GPU."""
@@ -89,7 +91,7 @@ class CsvLog:
 
 
 def append_row(path, row):
-    """Appends one result row to a CSV under results/runs/ (header written with the first row)."""
+    """Appends one result row to a results CSV (header written with the first row)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     new = not os.path.isfile(path)
     with open(path, "a", newline="") as f:
@@ -140,11 +142,16 @@ class TrainerBase:
             from tqdm import tqdm
             tqdm.write(f"[{self.tag}] {msg}")
 
-    def record_bad(self, messages):
-        """Counts and logs the unreadable images that the "skip" policy left out of a batch."""
+    def record_bad(self, messages, batch_is_empty, epoch, iteration):
+        """Counts (each file once, whatever the epoch) and logs the unreadable images that the "skip"
+        policy left out of a batch; a batch with no readable image at all stops the run."""
         for msg in messages:
-            self.skipped.append(msg)
-            self.log(f"skipped ({len(self.skipped)} so far): {msg}")
+            if msg not in self.skipped:
+                self.skipped.append(msg)
+                self.log(f"skipped ({len(self.skipped)} so far): {msg}")
+        if batch_is_empty:
+            raise UserError(f"epoch {epoch + 1}, batch {iteration}: none of its {len(messages)} images could be read "
+                            f"(bad_images=skip), e.g. {messages[0]}; fix or remove the unreadable files")
 
     def check_finite(self, loss, epoch, iteration):
         if not torch.isfinite(loss):

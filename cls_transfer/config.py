@@ -45,7 +45,16 @@ class ClsConfig:
     # output
     output_dir: str = "runs/cls"
     save_every: int = 10
-    results_csv: str = "results/runs/cls.csv"
+    results_csv: str = ""  # "": RUN_DIR/results.csv (the output dir, or an evaluated checkpoint's folder)
+
+    # what the dict fields' keys are passed to (checked when overridden)
+    argument_groups = {"backbone_overrides": lambda: _classifier_class()}
+
+
+def _classifier_class():
+    from .models import ViTClassifier
+
+    return ViTClassifier
 
 
 def load_cls_config(path, overrides=()):

@@ -4,6 +4,7 @@ import os
 
 from torch.utils.data import Dataset
 
+from backbones.errors import UserError
 from pretrain.data import IMG_EXTENSIONS, BadImageError, read_image
 
 LAYOUTS = {
@@ -97,33 +98,58 @@ def _inaturalist(name, root, split):
     samples = []
     for ann in meta["annotations"]:
         if ann["category_id"] not in label_of:
-            raise ValueError(f"{name} {split}{year}.json: category_id {ann['category_id']} is not among the train categories")
+            raise UserError(f"{name}: {os.path.join(root, f'{split}{year}.json')} annotation {ann.get('id')} has "
+                            f"category_id {ann['category_id']}, which is not among the {len(label_of)} categories "
+                            f"of train{year}.json")
+        if ann["image_id"] not in file_of:
+            raise UserError(f"{name}: {os.path.join(root, f'{split}{year}.json')} annotation {ann.get('id')} refers "
+                            f"to image_id {ann['image_id']}, which its 'images' do not list")
         samples.append((os.path.join(root, file_of[ann["image_id"]]), label_of[ann["category_id"]]))
     return samples, [c["name"] for c in categories]
 
 
 def _read_list(name, path):
+    """`PATH LABEL` lines; the path may hold spaces (the label is the last word)."""
+    rows = []
     with open(_need(name, path)) as f:
-        rows = [line.split() for line in f if line.strip()]
-    return [(parts[0], int(parts[1])) for parts in rows]
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            item, _, label = line.strip().rpartition(" ")
+            if not item or not label.lstrip("-").isdigit():
+                raise UserError(f"{name}: {path} line {number} is not 'PATH LABEL': {line.strip()!r}")
+            rows.append((item.strip(), int(label)))
+    return rows
+
+
+def _check_labels(name, path, rows, classes):
+    for item, label in rows:
+        if not 0 <= label < len(classes):
+            raise UserError(f"{name}: {path} gives {item} the label {label}, outside the {len(classes)} classes "
+                            f"(0-{len(classes) - 1}) of the train split")
 
 
 def _places205(name, root, split):
     images = os.path.join(root, "data", "vision", "torralba", "deeplearning", "images256")
-    rows = _read_list(name, os.path.join(root, "trainvalsplit_places205", f"{split}_places205.csv"))
+    list_file = os.path.join(root, "trainvalsplit_places205", f"{split}_places205.csv")
+    rows = _read_list(name, list_file)
     train_rows = rows if split == "train" else _read_list(name, os.path.join(root, "trainvalsplit_places205", "train_places205.csv"))
     names = {}
     for path, label in train_rows:  # the class name is the folder below the letter, e.g. a/abbey
+        if label < 0:
+            raise UserError(f"{name}: the train list gives {path} the negative label {label}")
         names.setdefault(label, "/".join(path.split("/")[1:-1]))
-    classes = [names.get(i, str(i)) for i in range(max(names) + 1)]
+    classes = [names.get(i, str(i)) for i in range(max(names, default=-1) + 1)]
+    _check_labels(name, list_file, rows, classes)
     return [(os.path.join(images, p.lstrip("/")), label) for p, label in rows], classes
 
 
 def _places365(name, root, split):
     categories = _read_list(name, os.path.join(root, "categories_places365.txt"))
     classes = [c.lstrip("/") for c, _ in sorted(categories, key=lambda c: c[1])]
-    list_file = "places365_train_standard.txt" if split == "train" else "places365_val.txt"
-    rows = _read_list(name, os.path.join(root, list_file))
+    list_file = os.path.join(root, "places365_train_standard.txt" if split == "train" else "places365_val.txt")
+    rows = _read_list(name, list_file)
+    _check_labels(name, list_file, rows, classes)
     small, large = ("data_256", "data_large") if split == "train" else ("val_256", "val_large")
     folder = os.path.join(root, small) if os.path.isdir(os.path.join(root, small)) else os.path.join(root, large)
     _need(name, folder)

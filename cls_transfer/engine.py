@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from torchvision import transforms
 from tqdm import tqdm
 
-from backbones import load_file, param_groups
+from backbones import CheckpointError, UserError, check_same_model, load_file, param_groups
 from backbones.training import CsvLog, TrainerBase, append_row, autocast, cosine_lr, plain
 from pretrain.data import IMAGENET_MEAN, IMAGENET_STD, collate
 
@@ -63,10 +63,15 @@ class ClsTrainer(TrainerBase):
 
         self.model = build_classifier(cfg.backbone, self.num_classes, cfg.mode, cfg.input_size, cfg.drop_path,
                                       **cfg.backbone_overrides).to(self.device)
-        if cfg.init:
+        resume_path = self.resolve_resume(resume)
+        if cfg.init and cfg.init != "none":
             self.log(f"init from {cfg.init}: {load_pretrained(self.model, cfg.init).summary()}")
-        elif cfg.mode != "scratch" and not resume:
-            raise ValueError(f"mode={cfg.mode} transfers a pre-trained encoder: set init=CHECKPOINT (or use mode=scratch)")
+        elif cfg.mode != "scratch" and not cfg.init and not resume_path:
+            found = f", and --resume auto found no {self.last_path}" if resume == "auto" else ""
+            raise UserError(f"mode={cfg.mode} transfers a pre-trained encoder but no --init checkpoint was given{found}: "
+                            f"pass --init CHECKPOINT, or train from random weights explicitly with --init none "
+                            f"(or mode=scratch, the cls/scratch_*.py configs)")
+        self.pretrain_checkpoint = cfg.init if cfg.init and cfg.init != "none" else "none (scratch)"
         trainable = set_trainable(self.model, cfg.mode, cfg.blocks)
         self.log(f"{cfg.mode}: {len(trainable)} trainable tensors, "
                  f"{sum(p.numel() for p in self.model.parameters() if p.requires_grad) / 1e6:.2f}M parameters")
@@ -83,9 +88,8 @@ class ClsTrainer(TrainerBase):
         self.ema = ModelEmaV3(self.model, decay=cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.start_epoch, self.skipped = 0, []
-        resume = self.resolve_resume(resume)
-        if resume:
-            self.load(resume)
+        if resume_path:
+            self.load(resume_path)
         self.ddp = DistributedDataParallel(self.model) if self.world > 1 else self.model
 
     def build_optimizer(self):
@@ -103,7 +107,14 @@ class ClsTrainer(TrainerBase):
     # -- state -----------------------------------------------------------------------------------
     def load(self, path):
         ckpt = load_file(path)
+        if not isinstance(ckpt, dict) or "classes" not in ckpt:
+            raise CheckpointError(f"{path} is not a checkpoint of tools/train_cls.py; to start from an MAE checkpoint "
+                                  f"pass it as --init")
+        check_same_model(self.model.state_dict(), ckpt["model"], path)
         self.model.load_state_dict(ckpt["model"], strict=True)
+        init = ckpt.get("config", {}).get("init")
+        if init and init != "none" and not self.cfg.init:  # a resumed run keeps recording its pre-training
+            self.pretrain_checkpoint = init
         if "optimizer" in ckpt:
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.scaler.load_state_dict(ckpt["scaler"])
@@ -162,17 +173,17 @@ class ClsTrainer(TrainerBase):
         n_batches = len(self.loader)
         steps_per_epoch = n_batches // self.accum_iter
         self.optimizer.zero_grad(set_to_none=True)
-        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.is_main,
-                   dynamic_ncols=True, leave=False, mininterval=1.0)
-        loss_sum, seen, start = 0.0, 0, time.perf_counter()
-        for i, (imgs, targets, bad) in enumerate(self.loader):
-            self.record_bad(bad)
-            if i % self.accum_iter == 0:
-                lr = cosine_lr(epoch + i / n_batches, self.lr, cfg.warmup_epochs, cfg.epochs, cfg.min_lr)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr * group["lr_scale"]
-            boundary = (i + 1) % self.accum_iter == 0
-            if imgs is not None:
+        # a context: the bar is cleared when an error stops the epoch, before its one-line message
+        with tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.is_main,
+                  dynamic_ncols=True, leave=False, mininterval=1.0) as bar:
+            loss_sum, seen, start = 0.0, 0, time.perf_counter()
+            for i, (imgs, targets, bad) in enumerate(self.loader):
+                self.record_bad(bad, imgs is None, epoch, i)  # stops at a batch with no readable image
+                if i % self.accum_iter == 0:
+                    lr = cosine_lr(epoch + i / n_batches, self.lr, cfg.warmup_epochs, cfg.epochs, cfg.min_lr)
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = lr * group["lr_scale"]
+                boundary = (i + 1) % self.accum_iter == 0
                 imgs, targets = imgs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
                 if self.mixup is not None:
                     imgs, targets = self.mixup(*_even(imgs, targets))
@@ -184,19 +195,17 @@ class ClsTrainer(TrainerBase):
                     self.scaler.scale(loss / self.accum_iter).backward()
                 loss_sum += loss.item() * len(imgs)
                 seen += len(imgs)
-            if boundary:
-                self.optimizer_step()
-                if self.ema is not None:
-                    self.ema.update(self.model)
-                if self.is_main and imgs is not None:
-                    step = epoch * steps_per_epoch + i // self.accum_iter
-                    writer.add_scalar("train/loss", loss.item(), step)
-                    writer.add_scalar("train/lr", lr, step)
-            bar.update(1)
-            if imgs is not None:
+                if boundary:
+                    self.optimizer_step()
+                    if self.ema is not None:
+                        self.ema.update(self.model)
+                    if self.is_main:
+                        step = epoch * steps_per_epoch + i // self.accum_iter
+                        writer.add_scalar("train/loss", loss.item(), step)
+                        writer.add_scalar("train/lr", lr, step)
+                bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}",
                                 img_s=f"{seen * self.world / (time.perf_counter() - start):.1f}", refresh=False)
-        bar.close()
         totals = torch.tensor([loss_sum, float(seen)], dtype=torch.float64)
         if self.world > 1:
             dist.all_reduce(totals)
@@ -218,18 +227,24 @@ class ClsTrainer(TrainerBase):
             counts += torch.tensor([c1, c5, len(targets)], dtype=torch.float64)
         if self.world > 1:
             dist.all_reduce(counts)
+        if counts[2] == 0:
+            raise UserError(f"no validation image of {self.cfg.dataset} under {self.cfg.data_root} could be read "
+                            f"(bad_images=skip skipped all {len(self.val_set)})")
         return float(100 * counts[0] / counts[2]), float(100 * counts[1] / counts[2])
 
-    def record_result(self, top1, top5, epoch):
-        """Appends one row to results_csv (the reproduction tool builds Tables 3 and 6 from them)."""
+    def record_result(self, top1, top5, epoch, run_dir=None):
+        """Appends one row to results_csv, by default RUN_DIR/results.csv (the reproduction tool builds
+        Tables 3 and 6 from them). run_dir: the output dir, or the folder of an evaluated checkpoint."""
         if not self.is_main:
             return
         cfg = self.cfg
-        row = dict(pretrain_checkpoint=cfg.init or "none (scratch)", backbone=cfg.backbone, dataset=cfg.dataset,
+        run_dir = os.path.abspath(run_dir or cfg.output_dir)
+        path = cfg.results_csv or os.path.join(run_dir, "results.csv")
+        row = dict(pretrain_checkpoint=self.pretrain_checkpoint, backbone=cfg.backbone, dataset=cfg.dataset,
                    mode=cfg.mode, blocks=cfg.blocks if cfg.mode == "partial" else "", resolution=cfg.input_size,
-                   top1=f"{top1:.3f}", top5=f"{top5:.3f}", epoch=epoch, run_dir=os.path.abspath(cfg.output_dir))
-        append_row(cfg.results_csv, row)
-        self.log(f"top-1 {top1:.2f}, top-5 {top5:.2f} -> {cfg.results_csv}")
+                   top1=f"{top1:.3f}", top5=f"{top5:.3f}", epoch=epoch, run_dir=run_dir)
+        append_row(path, row)
+        self.log(f"top-1 {top1:.2f}, top-5 {top5:.2f} -> {path}")
 
 
 def _even(imgs, targets):

@@ -1,9 +1,12 @@
 """Pre-training settings: one dataclass, config files that instantiate it, key=value overrides."""
 import ast
 import dataclasses
+import inspect
 import os
 import runpy
 from dataclasses import dataclass, field
+
+from backbones.errors import UserError, unknown_key_message
 
 
 @dataclass
@@ -43,6 +46,15 @@ class PretrainConfig:
     vis_every: int = 20  # epochs between reconstruction figures; 0 turns them off
     vis_images: int = 4
 
+    # what the dict fields' keys are passed to (checked when overridden)
+    argument_groups = {"model_overrides": lambda: _mae_class()}
+
+
+def _mae_class():
+    from .mae import MaskedAutoencoder
+
+    return MaskedAutoencoder
+
 
 def load_config(path, overrides=(), config_class=None):
     """Runs a config file (it must define `config = <config_class>(...)`, PretrainConfig by default)
@@ -52,7 +64,7 @@ def load_config(path, overrides=(), config_class=None):
         raise FileNotFoundError(f"config file not found: {path}")
     cfg = runpy.run_path(path).get("config")
     if not isinstance(cfg, config_class):
-        raise ValueError(f"{path} must define `config = {config_class.__name__}(...)`")
+        raise UserError(f"{path} must define `config = {config_class.__name__}(...)`")
     return apply_overrides(cfg, overrides)
 
 
@@ -62,13 +74,14 @@ def apply_overrides(cfg, overrides):
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:
-            raise ValueError(f"override {item!r} is not key=value")
+            raise UserError(f"override {item!r} is not key=value")
         group, dot, sub = key.partition(".")
         if dot and isinstance(getattr(cfg, group, None), dict):  # e.g. model_overrides.depth=6
+            _check_arguments(cfg, group, [sub])
             changes.setdefault(group, dict(getattr(cfg, group)))[sub] = _literal(raw)
             continue
         if key not in names:
-            raise ValueError(f"unknown config key {key!r}; known keys: {', '.join(sorted(names))}")
+            raise UserError(unknown_key_message("config key", key, names))
         value = _literal(raw)
         default = getattr(cfg, key)
         if isinstance(default, float) and isinstance(value, int):
@@ -76,9 +89,32 @@ def apply_overrides(cfg, overrides):
         if isinstance(default, tuple) and isinstance(value, list):
             value = tuple(value)
         if default is not None and not isinstance(value, type(default)):
-            raise ValueError(f"config key {key!r} expects {type(default).__name__}, got {raw!r}")
+            raise UserError(f"config key {key!r} expects {type(default).__name__}, got {raw!r}")
+        if isinstance(value, dict):  # e.g. model_overrides={'depth': 6}
+            _check_arguments(cfg, key, value)
         changes[key] = value
     return dataclasses.replace(cfg, **changes)
+
+
+def _check_arguments(cfg, group, keys):
+    arguments = _arguments(cfg.argument_groups[group]())
+    for key in keys:
+        if key not in arguments:
+            raise UserError(unknown_key_message(f"{group} argument", key, arguments))
+
+
+def _arguments(fn):
+    """The keyword arguments fn takes, its classes' bases' included where it passes **kwargs on."""
+    names = set()
+    for cls in (fn.__mro__ if isinstance(fn, type) else (fn,)):
+        init = cls.__init__ if isinstance(cls, type) else cls
+        if init is object.__init__:
+            continue
+        params = inspect.signature(init).parameters
+        names |= {n for n, p in params.items() if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            break
+    return names
 
 
 def _literal(raw):

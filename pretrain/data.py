@@ -12,11 +12,14 @@ at least the output's resolution.
 import math
 import os
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset, default_collate
 from torchvision import transforms
 from torchvision.transforms import functional as F
+
+from backbones.errors import UserError
 
 from .masking import sample_noise
 
@@ -28,8 +31,8 @@ LAYOUT_HELP = ("expected an ImageNet-style folder (ROOT/train/CLASS/IMAGE.JPEG, 
                "(relative paths are taken from the list's folder)")
 
 
-class BadImageError(RuntimeError):
-    pass
+class BadImageError(UserError, RuntimeError):
+    """An image file that cannot be decoded; the message names it."""
 
 
 def list_images(source):
@@ -39,8 +42,7 @@ def list_images(source):
     if os.path.isfile(source):
         base = os.path.dirname(os.path.abspath(source))
         with open(source) as f:
-            paths = [line.split()[0] for line in f if line.strip() and not line.startswith("#")]
-        paths = [p if os.path.isabs(p) else os.path.join(base, p) for p in paths]
+            paths = [_list_entry(line.strip(), base) for line in f if line.strip() and not line.startswith("#")]
     else:
         root = os.path.join(source, "train") if os.path.isdir(os.path.join(source, "train")) else source
         paths = sorted(
@@ -50,6 +52,20 @@ def list_images(source):
     if not paths:
         raise FileNotFoundError(f"pre-training data {source!r} contains no images {IMG_EXTENSIONS}; {LAYOUT_HELP}")
     return paths
+
+
+def _list_entry(line, base):
+    """A list line is a path, which may hold spaces, optionally followed by an integer label
+    (`PATH LABEL`, as in ImageNet's list files): the whole line is the path unless that file does
+    not exist and the last word is a number."""
+    path, _, last = line.rpartition(" ")
+    if not path or not last.lstrip("-").isdigit() or os.path.exists(_absolute(line, base)):
+        path = line
+    return _absolute(path.strip(), base)
+
+
+def _absolute(path, base):
+    return path if os.path.isabs(path) else os.path.join(base, path)
 
 
 AUGMENTATIONS = ("none", "crop_fixed", "crop_rand", "crop_rand_jitter")
@@ -124,11 +140,31 @@ def read_image(path, min_side=None):
                 reduction *= 2
             if reduction > 1:
                 full_size = img.size
-                img.draft("RGB", (math.ceil(img.width / reduction), math.ceil(img.height / reduction)))
-                img.info["full_size"] = full_size  # for FullSizeRandomResizedCrop (convert keeps info)
-            return img.convert("RGB")
+                img.draft("RGB", (img.width // reduction, img.height // reduction))
+                img.info["full_size"] = full_size  # for FullSizeRandomResizedCrop (conversions keep info)
+            return to_rgb(img)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise BadImageError(f"cannot read image {path}: {e}") from e
+
+
+def to_rgb(img):
+    """8-bit RGB from any PIL mode. PIL's own convert("RGB") clips 16-bit and 32-bit values to 255
+    (a 16-bit photo turns white): those are scaled to 8 bits instead (16-bit by 1/257, floats from
+    [0, 1]); transparent pixels (RGBA, LA, palettes with transparency) are composited on white."""
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        values = np.asarray(img, dtype=np.float64)
+        if img.mode == "F" and values.max(initial=0.0) <= 1.0:
+            values = values * 255.0
+        elif img.mode.startswith("I;16") or (img.mode == "I" and values.max(initial=0.0) > 255):
+            values = values / 257.0  # 16-bit range ("I" holds 16-bit PNG/TIFF data with some Pillow versions)
+        return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L").convert("RGB")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, img).convert("RGB")
+    return img.convert("RGB")
 
 
 class PretrainDataset(Dataset):

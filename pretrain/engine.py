@@ -12,7 +12,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from backbones.checkpoint import load_file
+from backbones.checkpoint import CheckpointError, check_same_model, load_file
 from backbones.param_groups import param_groups
 from backbones.training import CsvLog, TrainerBase, autocast, cosine_lr, param_digest, plain
 
@@ -68,6 +68,10 @@ class Trainer(TrainerBase):
 
     def load(self, path):
         ckpt = load_file(path)
+        if not isinstance(ckpt, dict) or not {"model", "optimizer", "scaler", "epoch"} <= ckpt.keys() or "classes" in ckpt:
+            raise CheckpointError(f"{path} is not a checkpoint of tools/pretrain.py (it holds no pre-training state); "
+                                  f"--resume continues a pre-training run from its own checkpoint-last.pth")
+        check_same_model(self.model.state_dict(), ckpt["model"], path)
         self.model.load_state_dict(ckpt["model"], strict=True)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
@@ -120,20 +124,20 @@ class Trainer(TrainerBase):
         # Model-side randomness (drop path) is seeded per epoch and rank: a resumed run repeats it exactly.
         torch.manual_seed(hash((cfg.seed, epoch, self.rank)) % (2**63))
         n_batches = self.steps_per_epoch * self.accum_iter  # a trailing partial accumulation is left out
-        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.is_main,
-                   dynamic_ncols=True, leave=False, mininterval=1.0)
-        loss_sum, seen, start = torch.zeros((), dtype=torch.float64), 0, time.perf_counter()
-        for i, (imgs, noise, bad) in enumerate(self.loader):
-            if i >= n_batches:
-                break
-            self.record_bad(bad)
-            step = epoch * self.steps_per_epoch + i // self.accum_iter
-            if i % self.accum_iter == 0:
-                lr = lr_at(cfg, self.lr, epoch + i / n_batches)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr * group["lr_scale"]
-            boundary = (i + 1) % self.accum_iter == 0
-            if imgs is not None:
+        # a context: the bar is cleared when an error stops the epoch, before its one-line message
+        with tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.is_main,
+                  dynamic_ncols=True, leave=False, mininterval=1.0) as bar:
+            loss_sum, seen, start = torch.zeros((), dtype=torch.float64), 0, time.perf_counter()
+            for i, (imgs, noise, bad) in enumerate(self.loader):
+                if i >= n_batches:
+                    break
+                self.record_bad(bad, imgs is None, epoch, i)  # stops at a batch with no readable image
+                step = epoch * self.steps_per_epoch + i // self.accum_iter
+                if i % self.accum_iter == 0:
+                    lr = lr_at(cfg, self.lr, epoch + i / n_batches)
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = lr * group["lr_scale"]
+                boundary = (i + 1) % self.accum_iter == 0
                 imgs, noise = normalize(imgs.to(self.device, non_blocking=True)), noise.to(self.device, non_blocking=True)
                 sync = contextlib.nullcontext() if boundary or self.world == 1 else model.no_sync()
                 with sync:
@@ -143,16 +147,14 @@ class Trainer(TrainerBase):
                     self.scaler.scale(loss / self.accum_iter).backward()
                 loss_sum += loss.detach().double() * len(imgs)
                 seen += len(imgs)
-            if boundary:
-                self.optimizer_step()
-                if self.is_main and imgs is not None:
-                    writer.add_scalar("train/loss", loss.item(), step)
-                    writer.add_scalar("train/lr", lr, step)
-            elapsed = time.perf_counter() - start
-            bar.update(1)
-            if imgs is not None:
+                if boundary:
+                    self.optimizer_step()
+                    if self.is_main:
+                        writer.add_scalar("train/loss", loss.item(), step)
+                        writer.add_scalar("train/lr", lr, step)
+                elapsed = time.perf_counter() - start
+                bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", img_s=f"{seen * self.world / elapsed:.1f}", refresh=False)
-        bar.close()
         totals = torch.stack([loss_sum, torch.tensor(float(seen), dtype=torch.float64)])
         if self.world > 1:
             dist.all_reduce(totals)

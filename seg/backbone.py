@@ -3,7 +3,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
-from backbones import CLASSIFIER_KEYS, MAE_DECODER_KEYS, load_checkpoint
+from backbones import CLASSIFIER_KEYS, MAE_DECODER_KEYS, UserError, load_checkpoint
 from backbones.vit import VisionTransformer
 
 
@@ -19,6 +19,13 @@ class MAEViT(BaseModule):
     def __init__(self, img_size=512, patch_size=16, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0,
                  drop_path_rate=0.1, out_indices=(3, 5, 7, 11), rel_pos="bias", grad_checkpointing=False,
                  init_checkpoint=None, init_cfg=None):
+        if isinstance(init_cfg, dict) and init_cfg.get("type") == "Pretrained":
+            # mmengine would load it non-strictly under mmseg's names (matching nothing of an MAE
+            # checkpoint): it goes through the same strict MAE mapping as init_checkpoint
+            if init_checkpoint and init_checkpoint != init_cfg.get("checkpoint"):
+                raise UserError(f"two initial checkpoints: init_checkpoint={init_checkpoint} and "
+                                f"init_cfg=dict(type='Pretrained', checkpoint={init_cfg.get('checkpoint')}); keep one (--init)")
+            init_checkpoint, init_cfg = init_cfg.get("checkpoint"), None
         super().__init__(init_cfg)
         self.vit = VisionTransformer(img_size, patch_size, 3, embed_dim, depth, num_heads, mlp_ratio,
                                      drop_path_rate=drop_path_rate, learnable_pos_embed=True, rel_pos=rel_pos,

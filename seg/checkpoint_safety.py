@@ -1,5 +1,10 @@
-"""Resuming mmengine runs under torch.load's default weights_only=True (torch >= 2.6), which
-mmengine 0.10.7 does not pass itself, without turning weights_only off:
+"""mmengine 0.10.7's checkpoints made safe to write and to load.
+
+Writing: mmengine writes a checkpoint in place, so a full disk leaves a corrupt iter_N.pth; local
+checkpoints go through backbones.save_file instead (temporary file + rename, a one-line error).
+
+Loading under torch.load's default weights_only=True (torch >= 2.6), which mmengine does not pass
+itself, without turning weights_only off:
 
 - the plain data its checkpoints hold (message-hub history buffers, numpy arrays and scalars) is
   allow-listed by name;
@@ -12,6 +17,8 @@ import collections
 
 import numpy as np
 import torch
+
+from backbones.checkpoint import save_file
 
 
 def _history_buffer_state(self):
@@ -28,3 +35,19 @@ def allow_mmengine_checkpoints():
     allowed = [HistoryBuffer, collections.OrderedDict, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar]
     allowed += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
     torch.serialization.add_safe_globals(allowed)
+
+
+def write_checkpoints_atomically():
+    import mmengine.runner.runner as runner_module
+
+    mmengine_save = runner_module.save_checkpoint
+    if getattr(mmengine_save, "atomic", False):
+        return
+
+    def save_checkpoint(checkpoint, filename, file_client_args=None, backend_args=None):
+        if file_client_args or backend_args or "://" in str(filename):  # remote storage: mmengine's own writer
+            return mmengine_save(checkpoint, filename, file_client_args=file_client_args, backend_args=backend_args)
+        save_file(checkpoint, filename)
+
+    save_checkpoint.atomic = True
+    runner_module.save_checkpoint = save_checkpoint  # Runner.save_checkpoint calls it by this module-level name

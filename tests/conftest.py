@@ -1,8 +1,15 @@
 import os
+import subprocess
 import sys
 
-import pytest
-import torch
+# Tiny test models gain nothing from a second intra-op thread and lose a lot to spinning threads
+# when the cores are shared: one thread here and in the tools the tests start (their environment).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -41,3 +48,16 @@ def tiny_mae_checkpoint(tmp_path_factory):
                          vis_every=0, save_every=100)
     Trainer(cfg).train()
     return str(out / "run" / "checkpoint-last.pth")
+
+
+def user_error(tool, *args):
+    """Runs tools/<tool> and checks that it stopped as a user's mistake must: exit code 2 and ONE
+    line `error: ...` on stderr, no traceback. Returns that line."""
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", tool), *map(str, args)],
+                            capture_output=True, text=True, cwd=ROOT)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert lines and lines[-1].startswith("error: "), result.stderr[-3000:]
+    assert sum(line.startswith("error: ") for line in lines) == 1 and not lines[-1].endswith(":"), lines
+    return lines[-1]

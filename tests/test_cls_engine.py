@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from backbones import UserError
 from cls_transfer.config import load_cls_config
 from cls_transfer.engine import ClsTrainer
 from conftest import TINY_ENCODER
@@ -67,7 +68,7 @@ def test_linear_probe_on_frozen_features_beats_chance(mae_checkpoint, cls_data, 
 
 
 def test_transfer_modes_need_a_checkpoint(cls_data, tmp_path):
-    with pytest.raises(ValueError, match="set init=CHECKPOINT"):
+    with pytest.raises(UserError, match="no --init checkpoint was given: pass --init CHECKPOINT"):
         ClsTrainer(cls_cfg(tmp_path, cls_data["imagenet"]))
 
 

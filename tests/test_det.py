@@ -112,7 +112,7 @@ def test_mask_rcnn_trains_and_eval_only_reproduces(tiny_mae_checkpoint, tmp_path
     run_det(*common, "--output-dir", str(tmp_path / "run"))
     run_det(*common, "--output-dir", str(tmp_path / "run"), "--eval-only", str(tmp_path / "run" / "model_final.pth"))
     resumed = run_det(*data, "--results-csv", str(tmp_path / "resumed.csv"), "--output-dir", str(tmp_path / "run"),
-                      "--resume", "train.max_iter=310", "train.eval_period=1000")
+                      "--resume", "auto", "train.max_iter=310", "train.eval_period=1000")
     assert "Starting training from iteration 300" in resumed
     with open(tmp_path / "det.csv") as f:
         before, trained, evaluated = list(csv.DictReader(f))

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from backbones import load_file
+from backbones import UserError, load_file
 from pretrain.config import PretrainConfig, apply_overrides, load_config
 from pretrain.data import list_images
 from pretrain.engine import Trainer, lr_at
@@ -58,9 +58,9 @@ def test_config_files_and_overrides():
     cfg = load_config(os.path.join(ROOT, "configs/pretrain/mae_vit_large.py"), ["epochs=800", "betas=[0.9,0.9]"])
     assert cfg.model == "mae_vit_large_patch16" and cfg.total_batch_size == 4096 and cfg.epochs == 800
     assert cfg.betas == (0.9, 0.9) and cfg.blr == 1.5e-4 and cfg.weight_decay == 0.05
-    with pytest.raises(ValueError, match="unknown config key 'epoch'"):
+    with pytest.raises(UserError, match="unknown config key 'epoch'"):
         apply_overrides(cfg, ["epoch=3"])
-    with pytest.raises(ValueError, match="'epochs' expects int"):
+    with pytest.raises(UserError, match="'epochs' expects int"):
         apply_overrides(cfg, ["epochs=many"])
 
 

@@ -1,20 +1,18 @@
 #!/usr/bin/env python
 """MAE pre-training.
 
-  python tools/pretrain.py --cfg pretrain/mae_vit_base.py --data /data/imagenet --output-dir runs/mae_b
+  .venv/bin/python tools/pretrain.py --cfg pretrain/mae_vit_base.py --data /data/imagenet --output-dir runs/mae_b
   torchrun --nproc_per_node 8 tools/pretrain.py --cfg pretrain/mae_vit_large.py --data ... [key=value ...]
-  python tools/pretrain.py --cfg ... --output-dir runs/mae_b --resume auto   # continue where it stopped
+  .venv/bin/python tools/pretrain.py --cfg ... --output-dir runs/mae_b --resume auto   # continue where it stopped
 """
-import argparse
+import os
 import sys
 
-import _bootstrap  # noqa: F401
-
-from pretrain.config import load_config
+import _cli
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv):
+    parser = _cli.ArgumentParser(description=__doc__)
     parser.add_argument("--cfg", required=True, help="config file (path or name under configs/)")
     parser.add_argument("--data", help="image folder or file list (overrides the config's data)")
     parser.add_argument("--output-dir", help="where checkpoints, logs and figures go")
@@ -26,15 +24,16 @@ def main(argv=None):
         overrides.append(f"data={args.data}")
     if args.output_dir:
         overrides.append(f"output_dir={args.output_dir}")
-    from backbones import CheckpointError
+    from pretrain.config import load_config
     from pretrain.engine import Trainer
 
-    try:  # set-up errors (config, data, checkpoint) are the user's to fix: a message, not a traceback
-        trainer = Trainer(load_config(_bootstrap.resolve_config_path(args.cfg), overrides), resume=args.resume)
-    except (FileNotFoundError, ValueError, CheckpointError) as e:
-        parser.exit(2, f"error: {e}\n")
+    with _cli.setup_checks():
+        trainer = Trainer(load_config(_cli.resolve_config_path(args.cfg), overrides), resume=args.resume)
+    _cli.ResumePoint.find = lambda: trainer.last_path if os.path.isfile(trainer.last_path) else None
     trainer.train()
+    print(f"outputs in {os.path.abspath(trainer.cfg.output_dir)} (checkpoint-last.pth, log.csv, summary.json, "
+          f"tensorboard/, figures/)")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_cli.run(main))

@@ -1,40 +1,83 @@
 #!/usr/bin/env python
 """Semantic segmentation: UperNet with the MAE ViT in MMSegmentation (mmengine's Runner).
 
-  python tools/train_seg.py --cfg seg/upernet_vit_b.py --init runs/mae_b/checkpoint-last.pth \
-      --data-root /data/ade/ADEChallengeData2016 --work-dir runs/seg_b
+  .venv/bin/python tools/train_seg.py --cfg seg/upernet_vit_b.py --init runs/mae_b/checkpoint-last.pth \
+      --data-root /data/ade/ADEChallengeData2016 --output-dir runs/seg_b
   torchrun --nproc_per_node 8 tools/train_seg.py --cfg seg/upernet_vit_l.py --init ... --amp
   torchrun --nnodes 2 --node_rank $RANK --nproc_per_node 8 --master_addr $HEAD --master_port 29500 \
       tools/train_seg.py --cfg seg/upernet_vit_l.py --init ... --amp
-  python tools/train_seg.py --cfg seg/upernet_vit_b.py --work-dir runs/seg_b --resume auto
-  python tools/train_seg.py --cfg seg/upernet_vit_b.py --eval-only runs/seg_b/iter_160000.pth
+  .venv/bin/python tools/train_seg.py --cfg seg/upernet_vit_b.py --output-dir runs/seg_b --resume auto
+  .venv/bin/python tools/train_seg.py --cfg seg/upernet_vit_b.py --eval-only runs/seg_b/iter_160000.pth
 
 Every finished run (after its final evaluation) and every --eval-only appends a row to
-results/runs/seg.csv (--results-csv).
+--results-csv (default: results.csv in the run's output dir).
 """
-import argparse
 import ast
 import os
 import sys
 
-import _bootstrap
+import _cli
 from backbones.training import append_row
+from mmengine.hooks import Hook
 
 ADE_LAYOUT = "DATA_ROOT/images/{training,validation}/*.jpg and DATA_ROOT/annotations/{training,validation}/*.png " \
              "(ADEChallengeData2016)"
 
 
-def parse_overrides(items, parser):
+def parse_args(argv):
+    parser = _cli.ArgumentParser(description=__doc__)
+    parser.add_argument("--cfg", required=True, help="mmengine config (path or name under configs/)")
+    parser.add_argument("--init", help="MAE checkpoint for the backbone (tools/pretrain.py's or an official one); "
+                                       "'none' trains from random weights")
+    parser.add_argument("--data-root", help="ADEChallengeData2016 folder (or one in the same layout)")
+    parser.add_argument("--output-dir", "--work-dir", dest="output_dir", help="mmengine's work_dir")
+    parser.add_argument("--resume", nargs="?", const="auto", type=_cli.resume_value, metavar="auto|CHECKPOINT",
+                        help="continue from the output dir's last checkpoint (auto, the default) or from CHECKPOINT")
+    parser.add_argument("--amp", action="store_true", help="mixed precision (AmpOptimWrapper; GPUs)")
+    parser.add_argument("--eval-only", metavar="CHECKPOINT", help="evaluate a checkpoint and record it")
+    parser.add_argument("--results-csv", help="where result rows go (default: OUTPUT_DIR/results.csv)")
+    parser.add_argument("overrides", nargs="*", help="config overrides: dotted.key=value")
+    return parser.parse_intermixed_args(argv)
+
+
+class FinalValidation(Hook):
+    """Keeps the metrics of the latest validation and the iteration it ran at."""
+    metrics, iteration = None, None
+
+    def after_val_epoch(self, runner, metrics=None):
+        self.metrics, self.iteration = metrics, runner.iter
+
+
+def parse_overrides(items):
     out = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep:
-            parser.error(f"override {item!r} is not key=value")
+            raise _cli.UserError(f"override {item!r} is not dotted.key=value")
         try:
             out[key] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
             out[key] = raw
     return out
+
+
+def registered_type(cfg):
+    """What an mmengine config node builds (its `type`, looked up in mmseg's registries); the
+    Runner itself for the top level."""
+    import mmseg.registry
+    from mmengine.registry import Registry
+    from mmengine.runner import Runner
+
+    def builds(node):
+        if node is cfg:
+            return Runner
+        kind = node.get("type") if hasattr(node, "get") else None
+        if not isinstance(kind, str):
+            return kind
+        registries = [r for r in vars(mmseg.registry).values() if isinstance(r, Registry)]
+        return next((found for r in registries if (found := r.get(kind)) is not None), None)
+
+    return builds
 
 
 def use_plain_batchnorm(node):
@@ -50,50 +93,102 @@ def use_plain_batchnorm(node):
 
 
 def check_data(cfg):
+    """Folders present, and every image with its annotation (mmseg pairs them by name and would
+    fail at the image's first batch)."""
     for loader in ("train_dataloader", "val_dataloader"):
         dataset = cfg[loader]["dataset"]
-        for folder in dataset["data_prefix"].values():
-            path = os.path.join(dataset["data_root"], folder)
+        prefix = dataset["data_prefix"]
+        folders = {k: os.path.join(dataset["data_root"], v) for k, v in prefix.items()}
+        for path in folders.values():
             if not os.path.isdir(path):
                 raise FileNotFoundError(f"segmentation data folder {path} is missing; expected {ADE_LAYOUT}")
+        img_suffix, seg_suffix = dataset.get("img_suffix", ".jpg"), dataset.get("seg_map_suffix", ".png")
+        images = [f[:-len(img_suffix)] for f in os.listdir(folders["img_path"]) if f.endswith(img_suffix)]
+        maps = {f[:-len(seg_suffix)] for f in os.listdir(folders["seg_map_path"]) if f.endswith(seg_suffix)}
+        missing = sorted(set(images) - maps)
+        if missing:
+            raise FileNotFoundError(f"{len(missing)} images in {folders['img_path']} have no annotation "
+                                    f"{folders['seg_map_path']}/NAME{seg_suffix}, e.g. {missing[0]}{img_suffix}")
 
 
-def record(path, cfg, args, metrics, iteration):
-    row = dict(pretrain_checkpoint=cfg.model.backbone.get("init_checkpoint") or "", backbone=os.path.basename(args.cfg),
+def check_annotations_when_read(cfg):
+    """CheckSegMap right after every LoadAnnotations: each annotation is checked as it is read."""
+    num_classes = cfg.model.decode_head.num_classes
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        pipeline = cfg[loader]["dataset"]["pipeline"]
+        if any(step["type"] == "CheckSegMap" for step in pipeline):  # loaders may share one pipeline
+            continue
+        for i, step in enumerate(list(pipeline)):
+            if step["type"] == "LoadAnnotations":
+                pipeline.insert(i + 1, dict(type="CheckSegMap", num_classes=num_classes,
+                                            reduce_zero_label=step.get("reduce_zero_label", False)))
+                break
+
+
+def init_checkpoint(cfg, args):
+    backbone = cfg.model.backbone
+    init_cfg = backbone.get("init_cfg") or {}
+    return args.init or backbone.get("init_checkpoint") or (init_cfg.get("type") == "Pretrained" and init_cfg.get("checkpoint"))
+
+
+def last_checkpoint(work_dir):
+    """mmengine's pointer to the latest checkpoint (work_dir/last_checkpoint), when it exists."""
+    pointer = os.path.join(work_dir, "last_checkpoint")
+    if not os.path.isfile(pointer):
+        return None
+    with open(pointer) as f:
+        path = f.read().strip()
+    return path if os.path.isfile(path) else None
+
+
+def check_checkpoint(runner, path):
+    """mmengine would load another model's checkpoint partially, with warnings only."""
+    from backbones import CheckpointError, check_same_model, load_file
+
+    ckpt = load_file(path)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict) or "meta" not in ckpt:
+        raise CheckpointError(f"{path} is not a checkpoint of tools/train_seg.py (mmengine's); an MAE checkpoint goes "
+                              f"to --init")
+    check_same_model(getattr(runner.model, "module", runner.model).state_dict(), ckpt["state_dict"], path)
+    return ckpt
+
+
+def results_csv(cfg, args):
+    return args.results_csv or os.path.join(cfg.work_dir, "results.csv")
+
+
+def record(cfg, args, metrics, iteration):
+    path = results_csv(cfg, args)
+    row = dict(pretrain_checkpoint=init_checkpoint(cfg, args) or "", backbone=os.path.basename(args.cfg),
                mIoU=f"{metrics['mIoU']:.3f}", mAcc=f"{metrics['mAcc']:.3f}", aAcc=f"{metrics['aAcc']:.3f}",
                iteration=iteration, checkpoint=args.eval_only or "", run_dir=os.path.abspath(cfg.work_dir))
     append_row(path, row)
     print(f"mIoU {metrics['mIoU']:.2f}, mAcc {metrics['mAcc']:.2f}, aAcc {metrics['aAcc']:.2f} -> {path}")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cfg", required=True, help="mmengine config (path or name under configs/)")
-    parser.add_argument("--init", help="MAE checkpoint for the backbone (tools/pretrain.py's or an official one)")
-    parser.add_argument("--data-root", help="ADEChallengeData2016 folder (or one in the same layout)")
-    parser.add_argument("--work-dir")
-    parser.add_argument("--resume", help="'auto' (the work dir's last checkpoint) or a checkpoint path")
-    parser.add_argument("--amp", action="store_true", help="mixed precision (AmpOptimWrapper; GPUs)")
-    parser.add_argument("--eval-only", metavar="CHECKPOINT", help="evaluate a checkpoint and record it")
-    parser.add_argument("--results-csv", default=os.path.join("results", "runs", "seg.csv"))
-    parser.add_argument("overrides", nargs="*", help="config overrides: dotted.key=value")
-    args = parser.parse_intermixed_args(argv)
+def main(argv):
+    args = parse_args(argv)
 
     import torch
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    try:
-        cfg = Config.fromfile(_bootstrap.resolve_config_path(args.cfg))
-    except FileNotFoundError as e:
-        parser.exit(2, f"error: {e}\n")
-    cfg.merge_from_dict(parse_overrides(args.overrides, parser))
+    cfg = Config.fromfile(_cli.resolve_config_path(args.cfg))
+    overrides = parse_overrides(args.overrides)
+    _cli.check_override_keys(cfg, overrides, registered_type(cfg))
+    cfg.merge_from_dict(overrides)
+    init = init_checkpoint(cfg, args)
     if args.init:
-        cfg.model.backbone.init_checkpoint = args.init
+        cfg.model.backbone.init_checkpoint = None if args.init == "none" else args.init
     if args.data_root:
         for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
             cfg[loader]["dataset"]["data_root"] = args.data_root
-    cfg.work_dir = args.work_dir or cfg.get("work_dir") or os.path.join("runs", "seg", os.path.splitext(os.path.basename(args.cfg))[0])
+    cfg.work_dir = args.output_dir or cfg.get("work_dir") or os.path.join("runs", "seg", os.path.splitext(os.path.basename(args.cfg))[0])
+    resume = last_checkpoint(cfg.work_dir) if args.resume == "auto" else args.resume
+    if not init and not resume and not args.eval_only:
+        found = f", and --resume auto found no checkpoint in {cfg.work_dir}" if args.resume == "auto" else ""
+        raise _cli.UserError(f"no initial checkpoint was given{found}: pass --init CHECKPOINT (an MAE checkpoint), or "
+                             f"--init none to train from random weights")
     distributed = int(os.environ.get("WORLD_SIZE", 1)) > 1
     cfg.launcher = "pytorch" if distributed else "none"
     if not distributed:
@@ -102,28 +197,35 @@ def main(argv=None):
         cfg.env_cfg.dist_cfg = dict(backend="gloo")
     if args.amp:
         if not torch.cuda.is_available():
-            parser.exit(2, "error: --amp uses mmengine's AmpOptimWrapper, which needs a GPU\n")
+            raise _cli.UserError("--amp uses mmengine's AmpOptimWrapper, which needs a GPU")
         cfg.optim_wrapper.type, cfg.optim_wrapper.loss_scale = "AmpOptimWrapper", "dynamic"
-    if args.resume:
-        cfg.resume = True
-        cfg.load_from = None if args.resume == "auto" else args.resume
+    if resume:
+        cfg.resume, cfg.load_from = True, resume
     if args.eval_only:
         cfg.load_from = args.eval_only
-    try:
-        check_data(cfg)
-    except FileNotFoundError as e:
-        parser.exit(2, f"error: {e}\n")
+    check_data(cfg)
+    check_annotations_when_read(cfg)
 
     runner = Runner.from_cfg(cfg)
+    if cfg.load_from:
+        checkpoint = check_checkpoint(runner, cfg.load_from)
     if args.eval_only:
         metrics = runner.test()
+        iteration = checkpoint["meta"]["iter"]
     else:
+        final = FinalValidation()
+        runner.register_hook(final, priority="LOWEST")
+        _cli.ResumePoint.find = lambda: last_checkpoint(cfg.work_dir)
         runner.train()
-        metrics = runner.val()
+        # the training loop validates at its last iteration; a run with nothing left to train has not
+        metrics = final.metrics if final.iteration == runner.iter else runner.val()
+        iteration = runner.iter
     if runner.rank == 0:
-        iteration = torch.load(args.eval_only, map_location="cpu", weights_only=True)["meta"]["iter"] if args.eval_only else runner.iter
-        record(args.results_csv, cfg, args, metrics, iteration)
+        record(cfg, args, metrics, iteration)
+        if not args.eval_only:
+            print(f"outputs in {os.path.abspath(cfg.work_dir)} (iter_N.pth, logs, vis_data/); result rows -> "
+                  f"{results_csv(cfg, args)}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_cli.run(main))

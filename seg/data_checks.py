@@ -1,0 +1,32 @@
+from mmcv.transforms import BaseTransform
+from mmseg.registry import TRANSFORMS
+
+from backbones.errors import UserError
+
+
+@TRANSFORMS.register_module()
+class CheckSegMap(BaseTransform):
+    """Stops, naming the file, at an annotation that would otherwise train on wrong labels or crash
+    far from its cause: a colour (RGB) map, a map of another size than its image, or class indices
+    beyond num_classes (the ignore index excepted). Placed right after LoadAnnotations."""
+
+    def __init__(self, num_classes, reduce_zero_label=False, ignore_index=255):
+        self.num_classes, self.reduce_zero_label, self.ignore_index = num_classes, reduce_zero_label, ignore_index
+
+    def transform(self, results):
+        seg, path = results["gt_seg_map"], results["seg_map_path"]
+        if seg.ndim != 2:
+            raise UserError(f"annotation {path} has {seg.shape[2]} channels: segmentation annotations are single-channel "
+                            f"PNGs of class indices, not colour images")
+        if seg.shape != tuple(results["ori_shape"]):
+            raise UserError(f"annotation {path} is {seg.shape[1]}x{seg.shape[0]} but its image {results['img_path']} is "
+                            f"{results['ori_shape'][1]}x{results['ori_shape'][0]}: an annotation must have its image's size")
+        beyond = sorted({int(v) for v in set(seg.flat)} - {self.ignore_index} - set(range(self.num_classes)))
+        if beyond:
+            shift = 1 if self.reduce_zero_label else 0  # the file's values are one above the class index
+            raise UserError(f"annotation {path} has values {[v + shift for v in beyond[:5]]} beyond the config's "
+                            f"{self.num_classes} classes (values 1-{self.num_classes} with label 0 ignored)"
+                            if shift else
+                            f"annotation {path} has values {beyond[:5]} beyond the config's {self.num_classes} classes "
+                            f"(0-{self.num_classes - 1}, {self.ignore_index} ignored)")
+        return results

@@ -1,0 +1,124 @@
+"""tools/train_seg.py with a user's own ADE20K-layout data, checkpoints and overrides: the right
+result, or one line `error: ...` (exit code 2) naming the file, key or setting."""
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmseg.registry import MODELS, TRANSFORMS
+from PIL import Image
+
+import seg  # noqa: F401  (registers the modules)
+from backbones import UserError, load_file
+from conftest import ROOT, tiny_mae_kwargs, user_error
+from pretrain import MaskedAutoencoder, build_mae
+from tools.make_toy_data import write_ade20k
+
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import _cli  # noqa: E402
+import train_seg  # noqa: E402
+
+BACKBONE = dict(type="MAEViT", img_size=64, patch_size=8, embed_dim=64, depth=4, num_heads=4, out_indices=(0, 1, 2, 3))
+
+
+def test_unknown_override_keys_are_refused_with_close_matches():
+    line = user_error("train_seg.py", "--cfg", "seg/upernet_vit_tiny.py", "--init", "none", "model.backbone.dept=3")
+    assert "unknown override key 'model.backbone.dept'; did you mean 'model.backbone.depth'" in line
+    cfg = Config.fromfile(os.path.join(ROOT, "configs/seg/upernet_vit_tiny.py"))
+    with pytest.raises(UserError, match="unknown override key 'foo'"):
+        _cli.check_override_keys(cfg, ["foo"], train_seg.registered_type(cfg))
+    # arguments of what a node builds, and the Runner's own, are settings though the file leaves them out
+    _cli.check_override_keys(cfg, ["model.backbone.grad_checkpointing", "train_cfg.val_begin", "auto_scale_lr"],
+                        train_seg.registered_type(cfg))
+
+
+def test_init_cfg_pretrained_goes_through_the_mae_mapping(tmp_path):
+    path = tmp_path / "mae.pth"
+    mae = MaskedAutoencoder(**tiny_mae_kwargs(depth=4))
+    torch.save({"model": mae.state_dict()}, path)
+    backbone = MODELS.build(dict(BACKBONE, init_cfg=dict(type="Pretrained", checkpoint=str(path))))
+    backbone.init_weights()
+    torch.testing.assert_close(backbone.vit.blocks[3].mlp.fc2.weight, mae.blocks[3].mlp.fc2.weight)
+    shallow = tmp_path / "shallow.pth"
+    torch.save({"model": MaskedAutoencoder(**tiny_mae_kwargs(depth=2)).state_dict()}, shallow)
+    with pytest.raises(UserError, match=f"{shallow} does not match the model; missing keys: blocks.2"):
+        MODELS.build(dict(BACKBONE, init_cfg=dict(type="Pretrained", checkpoint=str(shallow)))).init_weights()
+
+
+def load_annotation(img, seg_map, num_classes=5):
+    pipeline = [TRANSFORMS.build(t) for t in (dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", reduce_zero_label=True),
+                                              dict(type="CheckSegMap", num_classes=num_classes, reduce_zero_label=True))]
+    results = dict(img_path=str(img), seg_map_path=str(seg_map), reduce_zero_label=True, seg_fields=[])
+    for transform in pipeline:
+        results = transform(results)
+    return results
+
+
+def test_annotations_are_checked_as_they_are_read(tmp_path):
+    Image.fromarray(np.zeros((32, 48, 3), np.uint8)).save(tmp_path / "a.jpg")
+    good = np.tile(np.arange(6, dtype=np.uint8), (32, 8))  # values 0 (ignored) to 5: classes 0-4
+    Image.fromarray(good).save(tmp_path / "good.png")
+    assert load_annotation(tmp_path / "a.jpg", tmp_path / "good.png")["gt_seg_map"].max() == 255
+    Image.fromarray(good[:, :40]).save(tmp_path / "small.png")
+    with pytest.raises(UserError, match=r"annotation .*small.png is 40x32 but its image .*a.jpg is 48x32"):
+        load_annotation(tmp_path / "a.jpg", tmp_path / "small.png")
+    Image.fromarray(np.stack([good] * 3, -1)).save(tmp_path / "rgb.png")
+    with pytest.raises(UserError, match=r"annotation .*rgb.png has 3 channels"):
+        load_annotation(tmp_path / "a.jpg", tmp_path / "rgb.png")
+    Image.fromarray(np.where(good == 5, 151, good).astype(np.uint8)).save(tmp_path / "beyond.png")
+    with pytest.raises(UserError, match=r"annotation .*beyond.png has values \[151\] beyond the config's 5 classes"):
+        load_annotation(tmp_path / "a.jpg", tmp_path / "beyond.png")
+
+
+def test_images_without_annotations_are_named_at_start_up(tmp_path):
+    root = write_ade20k(str(tmp_path / "ade"), num_train=3, num_val=2, size=32, seed=1)
+    os.remove(os.path.join(root, "annotations", "training", sorted(os.listdir(os.path.join(root, "annotations", "training")))[0]))
+    cfg = Config.fromfile(os.path.join(ROOT, "configs/seg/upernet_vit_tiny.py"))
+    for loader in ("train_dataloader", "val_dataloader"):
+        cfg[loader]["dataset"]["data_root"] = root
+    with pytest.raises(FileNotFoundError, match=r"1 images in .*images/training have no annotation"):
+        train_seg.check_data(cfg)
+
+
+def test_a_run_validates_once_writes_atomically_and_refuses_another_models_checkpoint(tmp_path):
+    data = write_ade20k(str(tmp_path / "ade"), num_train=4, num_val=2, size=64, seed=2)
+    mae = tmp_path / "mae.pth"
+    torch.save({"model": build_mae("mae_vit_tiny_patch16", patch_size=8, depth=4, img_size=64, decoder_depth=1).state_dict()}, mae)
+    run = tmp_path / "run"
+    common = [sys.executable, os.path.join(ROOT, "tools", "train_seg.py"), "--cfg", "seg/upernet_vit_tiny.py",
+              "--data-root", data, "--output-dir", str(run)]
+    result = subprocess.run([*common, "--init", str(mae), "train_cfg.max_iters=2", "train_cfg.val_interval=2",
+                             "default_hooks.checkpoint.interval=2", "train_dataloader.batch_size=2"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert sum("Iter(val) [2/2]" in line and "mIoU" in line for line in log.splitlines()) == 1, log[-3000:]
+    with open(run / "results.csv") as f:
+        assert [r["iteration"] for r in csv.DictReader(f)] == ["2"]
+    checkpoint = run / "iter_2.pth"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(checkpoint).st_mode & 0o777 == 0o666 & ~umask
+    assert not [f for f in os.listdir(run) if f.startswith(".tmp-")]
+    line = user_error(*common[1:], "--eval-only", checkpoint, "model.decode_head.channels=64")
+    assert f"{checkpoint} was written for another model" in line and "decode_head" in line
+    assert load_file(str(checkpoint))["meta"]["iter"] == 2
+
+
+def test_mmengine_checkpoints_are_written_atomically(tmp_path):
+    import mmengine.runner.runner as runner_module
+
+    path = tmp_path / "iter_1.pth"
+    runner_module.save_checkpoint({"meta": {"iter": 1}, "state_dict": {"w": torch.ones(1)}}, str(path))
+
+    class Unwritable:
+        def __reduce__(self):
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(UserError, match=f"cannot write checkpoint {path}: no space left on the device"):
+        runner_module.save_checkpoint({"meta": {"iter": 2}, "state_dict": {"w": Unwritable()}}, str(path))
+    assert load_file(str(path))["meta"]["iter"] == 1 and os.listdir(tmp_path) == ["iter_1.pth"]
