@@ -114,8 +114,10 @@ def test_checkpoints_get_a_normal_file_mode(tmp_path):
 
 def test_ctrl_c_says_which_checkpoint_resume_continues_from(images, tmp_path):
     args = pretrain_cli(images, tmp_path, "epochs=1000")
+    # SIGINT as in a terminal, also where the suite itself runs in the background (which ignores it)
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", args[0]), *map(str, args[1:])],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     last = tmp_path / "checkpoint-last.pth"
     deadline = time.time() + 300
     while time.time() < deadline and not last.exists():
