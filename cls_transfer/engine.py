@@ -16,9 +16,11 @@ from torch.utils.data import DataLoader, DistributedSampler
 from torchvision import transforms
 from tqdm import tqdm
 
-from backbones import CheckpointError, UserError, check_same_model, load_file, param_groups
-from backbones.training import CsvLog, TrainerBase, append_row, autocast, cosine_lr, plain
-from pretrain.data import IMAGENET_MEAN, IMAGENET_STD, collate
+from backbones import check_same_model, param_groups
+from common.checkpoint_files import CheckpointError, load_file
+from common.errors import UserError
+from common.images import IMAGENET_MEAN, IMAGENET_STD, collate
+from common.training import CsvLog, TrainerBase, append_row, autocast, cosine_lr, plain
 
 from .datasets import build_dataset
 from .lars import LARS

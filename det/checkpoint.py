@@ -2,7 +2,7 @@ import os
 
 from detectron2.checkpoint import DetectionCheckpointer
 
-from backbones.checkpoint import save_file
+from common.checkpoint_files import save_file
 
 
 class AtomicCheckpointer(DetectionCheckpointer):

@@ -12,13 +12,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from backbones.checkpoint import CheckpointError, check_same_model, load_file
+from backbones.checkpoint import check_same_model
 from backbones.param_groups import param_groups
-from backbones.training import CsvLog, TrainerBase, autocast, cosine_lr, param_digest, plain
+from common.checkpoint_files import CheckpointError, load_file
+from common.images import BadImageError, collate, normalize, read_image
+from common.training import CsvLog, TrainerBase, autocast, cosine_lr, param_digest, plain
 
-from .data import BadImageError, PretrainDataset, collate, eval_transform, list_images, normalize, read_image
-from .config import build_model
-from .mae import fit_pca
+from .data import PretrainDataset, eval_transform, list_images
+from .mae import build_model, fit_pca
 from .visualize import save_reconstruction_figure
 
 

@@ -18,7 +18,7 @@ import collections
 import numpy as np
 import torch
 
-from backbones.checkpoint import save_file
+from common.checkpoint_files import save_file
 
 
 def _history_buffer_state(self):

@@ -9,6 +9,7 @@ import os
 import torch
 import torch.distributed as dist
 
+from .checkpoint_files import save_file
 from .errors import UserError
 
 
@@ -170,8 +171,6 @@ class TrainerBase:
     def save_checkpoint(self, state, epoch):
         if not self.is_main:
             return
-        from .checkpoint import save_file
-
         save_file(state, self.last_path)
         if epoch % self.cfg.save_every == 0 or epoch == self.cfg.epochs:
             save_file(state, os.path.join(self.cfg.output_dir, f"checkpoint-{epoch:04d}.pth"))
