@@ -1,4 +1,5 @@
-"""Pre-training settings: one dataclass; config files instantiate it (common.config loads them and applies overrides)."""
+"""Pre-training settings: one dataclass; config files instantiate it (common.config loads them and
+applies overrides)."""
 from dataclasses import dataclass, field
 
 

@@ -1,7 +1,8 @@
 """mmengine 0.10.7's checkpoints made safe to write and to load.
 
 Writing: mmengine writes a checkpoint in place, so a full disk leaves a corrupt iter_N.pth; local
-checkpoints go through backbones.save_file instead (temporary file + rename, a one-line error).
+checkpoints go through common.checkpoint_files.save_file instead (temporary file + rename, a
+one-line error).
 
 Loading under torch.load's default weights_only=True (torch >= 2.6), which mmengine does not pass
 itself, without turning weights_only off:

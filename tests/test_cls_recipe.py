@@ -9,9 +9,9 @@ from PIL import Image
 from torchvision import transforms
 
 from cls_transfer.config import ClsConfig, load_cls_config
-from cls_transfer.engine import ClsTrainer, eval_transform
+from cls_transfer.engine import ClsTrainer
 from cls_transfer.lars import LARS
-from cls_transfer.transforms import TFRandomResizedCrop
+from cls_transfer.transforms import TFRandomResizedCrop, eval_transform
 from common.training import cosine_lr
 from tools.make_toy_data import write_classification_sets
 

@@ -15,9 +15,10 @@ from PIL import Image
 from common.checkpoint_files import load_file
 from common.config import apply_overrides, load_config
 from common.errors import UserError
+from common.training import lr_at
 from pretrain.config import PretrainConfig
 from pretrain.data import list_images
-from pretrain.engine import Trainer, lr_at
+from pretrain.engine import Trainer
 from tools.make_toy_data import write_image_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
