@@ -261,12 +261,15 @@ def _init_linear_and_norm(m):
         nn.init.zeros_(m.bias)
 
 
-def build_vit(name, **overrides):
-    """build_vit("vit_base_patch16", img_size=224, ...): a size from VIT_SIZES, any patch size."""
+def vit_arguments(name: str) -> dict:
+    """"vit_base_patch16" -> the VisionTransformer arguments of that size (VIT_SIZES) and patch size."""
     size, _, patch = name.rpartition("_patch")
     if size not in VIT_SIZES or not patch.isdigit():
         raise ValueError(f"unknown ViT {name!r}: expected vit_{{tiny,small,base,large,huge}}_patchN")
     dim, depth, heads, _ = VIT_SIZES[size]
-    kwargs = dict(patch_size=int(patch), embed_dim=dim, depth=depth, num_heads=heads)
-    kwargs.update(overrides)
-    return VisionTransformer(**kwargs)
+    return dict(patch_size=int(patch), embed_dim=dim, depth=depth, num_heads=heads)
+
+
+def build_vit(name: str, **overrides) -> "VisionTransformer":
+    """build_vit("vit_base_patch16", img_size=224, ...): a size from VIT_SIZES, any patch size."""
+    return VisionTransformer(**{**vit_arguments(name), **overrides})

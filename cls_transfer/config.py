@@ -1,7 +1,7 @@
 """Classification-transfer settings: one dataclass; configs/cls/*.py instantiate it."""
 from dataclasses import dataclass, field
 
-from pretrain.config import load_config
+from common.config import load_config
 
 
 @dataclass
@@ -58,4 +58,4 @@ def _classifier_class():
 
 
 def load_cls_config(path, overrides=()):
-    return load_config(path, overrides, config_class=ClsConfig)
+    return load_config(path, ClsConfig, overrides)

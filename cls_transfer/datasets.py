@@ -4,8 +4,8 @@ import os
 
 from torch.utils.data import Dataset
 
-from backbones.errors import UserError
-from pretrain.data import IMG_EXTENSIONS, BadImageError, read_image
+from common.errors import UserError
+from common.images import IMG_EXTENSIONS, BadImageError, read_image
 
 LAYOUTS = {
     "imagenet": "ROOT/{train,val}/CLASS/IMAGE",

@@ -1,46 +1,27 @@
 """Fine-tuning, linear probing, partial fine-tuning and training from scratch, with timm's
 augmentation, mixup/cutmix, soft-target losses, the official LARS and EMA; DDP through torchrun."""
-import contextlib
 import dataclasses
 import os
-import time
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from timm.data import Mixup, create_transform
+from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
-from torchvision import transforms
-from tqdm import tqdm
 
-from backbones import CheckpointError, UserError, check_same_model, load_file, param_groups
-from backbones.training import CsvLog, TrainerBase, append_row, autocast, cosine_lr, plain
-from pretrain.data import IMAGENET_MEAN, IMAGENET_STD, collate
+from backbones import check_same_model, param_groups
+from common.checkpoint_files import CheckpointError, load_file
+from common.errors import UserError
+from common.images import collate
+from common.training import CsvLog, TrainerBase, append_row, autocast, plain
 
 from .datasets import build_dataset
 from .lars import LARS
 from .models import accuracy, build_classifier, load_pretrained, set_trainable
-from .transforms import TFRandomResizedCrop, official_crop_pct
-
-
-def train_transform(cfg):
-    if cfg.mode == "linprobe":  # the official linear probe (main_linprobe.py): TF-style crop and flip only
-        return transforms.Compose([
-            TFRandomResizedCrop(cfg.input_size, interpolation=transforms.InterpolationMode.BICUBIC),
-            transforms.RandomHorizontalFlip(), transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-    return create_transform(cfg.input_size, is_training=True, auto_augment=cfg.auto_augment or None,
-                            interpolation="bicubic", re_prob=cfg.reprob, re_mode="pixel", re_count=1,
-                            mean=IMAGENET_MEAN, std=IMAGENET_STD)
-
-
-def eval_transform(cfg):
-    crop_pct = cfg.eval_crop_pct or official_crop_pct(cfg.input_size)
-    return transforms.Compose([
-        transforms.Resize(int(cfg.input_size / crop_pct), interpolation=transforms.InterpolationMode.BICUBIC),
-        transforms.CenterCrop(cfg.input_size), transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+from .transforms import eval_transform, train_transform
 
 
 class ClsTrainer(TrainerBase):
@@ -165,51 +146,20 @@ class ClsTrainer(TrainerBase):
         return top1, top5
 
     def train_one_epoch(self, epoch, writer):
-        cfg, model = self.cfg, self.ddp
-        model.train()
+        self.ddp.train()
         self.sampler.set_epoch(epoch)
+
+        def batch_loss(imgs, targets):
+            if self.mixup is not None:
+                imgs, targets = self.mixup(*_even(imgs, targets))
+            with autocast(self.device, self.precision):
+                return self.criterion(self.ddp(imgs), targets), len(imgs)
+
         # the official loop (engine_finetune.py): every batch runs, the schedule advances by batch / len(loader), and
         # the gradients of a last incomplete accumulation are dropped by the zero_grad of the next epoch
-        n_batches = len(self.loader)
-        steps_per_epoch = n_batches // self.accum_iter
-        self.optimizer.zero_grad(set_to_none=True)
-        # a context: the bar is cleared when an error stops the epoch, before its one-line message
-        with tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.is_main,
-                  dynamic_ncols=True, leave=False, mininterval=1.0) as bar:
-            loss_sum, seen, start = 0.0, 0, time.perf_counter()
-            for i, (imgs, targets, bad) in enumerate(self.loader):
-                self.record_bad(bad, imgs is None, epoch, i)  # stops at a batch with no readable image
-                if i % self.accum_iter == 0:
-                    lr = cosine_lr(epoch + i / n_batches, self.lr, cfg.warmup_epochs, cfg.epochs, cfg.min_lr)
-                    for group in self.optimizer.param_groups:
-                        group["lr"] = lr * group["lr_scale"]
-                boundary = (i + 1) % self.accum_iter == 0
-                imgs, targets = imgs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
-                if self.mixup is not None:
-                    imgs, targets = self.mixup(*_even(imgs, targets))
-                sync = model.no_sync() if self.world > 1 and not boundary else contextlib.nullcontext()
-                with sync:
-                    with autocast(self.device, self.precision):
-                        loss = self.criterion(model(imgs), targets)
-                    self.check_finite(loss, epoch, i)
-                    self.scaler.scale(loss / self.accum_iter).backward()
-                loss_sum += loss.item() * len(imgs)
-                seen += len(imgs)
-                if boundary:
-                    self.optimizer_step()
-                    if self.ema is not None:
-                        self.ema.update(self.model)
-                    if self.is_main:
-                        step = epoch * steps_per_epoch + i // self.accum_iter
-                        writer.add_scalar("train/loss", loss.item(), step)
-                        writer.add_scalar("train/lr", lr, step)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}",
-                                img_s=f"{seen * self.world / (time.perf_counter() - start):.1f}", refresh=False)
-        totals = torch.tensor([loss_sum, float(seen)], dtype=torch.float64)
-        if self.world > 1:
-            dist.all_reduce(totals)
-        return float(totals[0] / max(totals[1], 1)), lr
+        loss, lr, _ = self.run_epoch(epoch, len(self.loader), batch_loss, writer,
+                                     after_step=None if self.ema is None else lambda: self.ema.update(self.model))
+        return loss, lr
 
     @torch.no_grad()
     def evaluate(self):

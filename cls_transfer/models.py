@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from backbones import MAE_DECODER_KEYS, load_checkpoint
-from backbones.vit import VIT_SIZES, VisionTransformer
+from backbones.vit import VisionTransformer, vit_arguments
 
 MODES = ("finetune", "linprobe", "partial", "scratch")
 
@@ -42,12 +42,8 @@ def build_classifier(backbone, num_classes, mode="finetune", img_size=224, drop_
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    size, _, patch = backbone.rpartition("_patch")
-    if size not in VIT_SIZES or not patch.isdigit():
-        raise ValueError(f"unknown backbone {backbone!r}: expected vit_{{tiny,small,base,large,huge}}_patchN")
-    dim, depth, heads, _ = VIT_SIZES[size]
-    kwargs = dict(img_size=img_size, patch_size=int(patch), embed_dim=dim, depth=depth, num_heads=heads,
-                  drop_path_rate=drop_path_rate, learnable_pos_embed=mode != "linprobe")
+    kwargs = dict(vit_arguments(backbone), img_size=img_size, drop_path_rate=drop_path_rate,
+                  learnable_pos_embed=mode != "linprobe")
     kwargs.update(overrides)
     return ViTClassifier(num_classes, global_pool=mode != "linprobe", bn_head=mode == "linprobe", **kwargs)
 

@@ -1,10 +1,15 @@
-"""The official MAE's evaluation resize rule and its TF-style RandomResizedCrop (util/datasets.py and
-util/crop.py of facebookresearch/mae)."""
+"""The classification transforms of a config: timm's training augmentation (fine-tuning), the
+official MAE's TF-style RandomResizedCrop (linear probing, util/crop.py) and its evaluation resize rule
+(util/datasets.py of facebookresearch/mae)."""
 import math
 
 import torch
+from timm.data import create_transform
+from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
+
+from common.images import IMAGENET_MEAN, IMAGENET_STD
 
 
 def official_crop_pct(input_size):
@@ -37,3 +42,20 @@ class TFRandomResizedCrop(torch.nn.Module):
         width, height = F.get_image_size(img)
         top, left, h, w = self.get_params(width, height)
         return F.resized_crop(img, top, left, h, w, list(self.size), self.interpolation)
+
+
+def train_transform(cfg):
+    if cfg.mode == "linprobe":  # the official linear probe (main_linprobe.py): TF-style crop and flip only
+        return transforms.Compose([
+            TFRandomResizedCrop(cfg.input_size, interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.RandomHorizontalFlip(), transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return create_transform(cfg.input_size, is_training=True, auto_augment=cfg.auto_augment or None,
+                            interpolation="bicubic", re_prob=cfg.reprob, re_mode="pixel", re_count=1,
+                            mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+
+def eval_transform(cfg):
+    crop_pct = cfg.eval_crop_pct or official_crop_pct(cfg.input_size)
+    return transforms.Compose([
+        transforms.Resize(int(cfg.input_size / crop_pct), interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.CenterCrop(cfg.input_size), transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])

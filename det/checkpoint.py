@@ -2,12 +2,12 @@ import os
 
 from detectron2.checkpoint import DetectionCheckpointer
 
-from backbones.checkpoint import save_file
+from common.checkpoint_files import save_file
 
 
 class AtomicCheckpointer(DetectionCheckpointer):
-    """Detectron2's checkpointer, writing through backbones.save_file (a temporary file, then a
-    rename): a full disk ends with one line and leaves the earlier checkpoints whole."""
+    """Detectron2's checkpointer, writing through common.checkpoint_files.save_file (a temporary
+    file, then a rename): a full disk ends with one line and leaves the earlier checkpoints whole."""
 
     def save(self, name, **kwargs):
         if not self.save_dir or not self.save_to_disk:

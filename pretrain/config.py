@@ -1,12 +1,6 @@
-"""Pre-training settings: one dataclass, config files that instantiate it, key=value overrides."""
-import ast
-import dataclasses
-import inspect
-import os
-import runpy
+"""Pre-training settings: one dataclass; config files instantiate it (common.config loads them and
+applies overrides)."""
 from dataclasses import dataclass, field
-
-from backbones.errors import UserError, unknown_key_message
 
 
 @dataclass
@@ -37,7 +31,7 @@ class PretrainConfig:
     clip_grad: float = 0.0  # 0: no clipping (the paper)
     precision: str = "auto"  # auto (bf16 where supported) | bf16 | fp16 (GPU, GradScaler) | fp32
     # torch.compile of the training forward: "auto" = on GPUs (1.39x on an H200, same loss; docs/benchmarks.md),
-    # off on CPUs (minutes of compiling, no gain measured); or True / False
+    # off on CPUs (76 s of compiling for a 2% gain on ViT-B here); or True / False
     compile: object = "auto"
     seed: int = 0
     # output
@@ -54,92 +48,3 @@ def _mae_class():
     from .mae import MaskedAutoencoder
 
     return MaskedAutoencoder
-
-
-def load_config(path, overrides=(), config_class=None):
-    """Runs a config file (it must define `config = <config_class>(...)`, PretrainConfig by default)
-    and applies key=value overrides, each parsed as a Python literal when it is one."""
-    config_class = config_class or PretrainConfig
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"config file not found: {path}")
-    cfg = runpy.run_path(path).get("config")
-    if not isinstance(cfg, config_class):
-        raise UserError(f"{path} must define `config = {config_class.__name__}(...)`")
-    return apply_overrides(cfg, overrides)
-
-
-def apply_overrides(cfg, overrides):
-    names = {f.name: f for f in dataclasses.fields(cfg)}
-    changes = {}
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise UserError(f"override {item!r} is not key=value")
-        group, dot, sub = key.partition(".")
-        if dot and isinstance(getattr(cfg, group, None), dict):  # e.g. model_overrides.depth=6
-            _check_arguments(cfg, group, [sub])
-            changes.setdefault(group, dict(getattr(cfg, group)))[sub] = _literal(raw)
-            continue
-        if key not in names:
-            raise UserError(unknown_key_message("config key", key, names))
-        value = _literal(raw)
-        default = getattr(cfg, key)
-        if isinstance(default, float) and isinstance(value, int):
-            value = float(value)
-        if isinstance(default, tuple) and isinstance(value, list):
-            value = tuple(value)
-        if default is not None and not isinstance(value, type(default)):
-            raise UserError(f"config key {key!r} expects {type(default).__name__}, got {raw!r}")
-        if isinstance(value, dict):  # e.g. model_overrides={'depth': 6}
-            _check_arguments(cfg, key, value)
-        changes[key] = value
-    return dataclasses.replace(cfg, **changes)
-
-
-def _check_arguments(cfg, group, keys):
-    arguments = _arguments(cfg.argument_groups[group]())
-    for key in keys:
-        if key not in arguments:
-            raise UserError(unknown_key_message(f"{group} argument", key, arguments))
-
-
-def _arguments(fn):
-    """The keyword arguments fn takes, its classes' bases' included where it passes **kwargs on."""
-    names = set()
-    for cls in (fn.__mro__ if isinstance(fn, type) else (fn,)):
-        init = cls.__init__ if isinstance(cls, type) else cls
-        if init is object.__init__:
-            continue
-        params = inspect.signature(init).parameters
-        names |= {n for n, p in params.items() if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            break
-    return names
-
-
-def _literal(raw):
-    try:
-        return ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        return raw
-
-
-def derive(base_file, **changes):
-    """A config file's neighbour with some fields changed (configs inherit as plain Python)."""
-    return dataclasses.replace(runpy.run_path(base_file)["config"], **changes)
-
-
-def build_model(cfg):
-    """The MaskedAutoencoder a config describes (a PretrainConfig or its dict from a checkpoint)."""
-    from .mae import build_mae
-
-    cfg = cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg)
-    tokenizer = None
-    if cfg["target"] == "dvae_token":
-        if not cfg.get("tokenizer"):
-            raise ValueError("target='dvae_token' needs tokenizer=PATH (tools/train_dvae.py's checkpoint or DALL-E's encoder.pkl)")
-        from .tokenizer import load_tokenizer
-
-        tokenizer = load_tokenizer(cfg["tokenizer"])
-    return build_mae(cfg["model"], img_size=cfg["input_size"], target=cfg["target"],
-                     mask_sampling=cfg["mask_sampling"], tokenizer=tokenizer, **cfg["model_overrides"])

@@ -5,34 +5,25 @@ gives the same batches whatever the number of processes or workers, and a resume
 with exactly the batches it would have seen.
 
 Fast path (docs/benchmarks.md, "Data loading"): samples travel as uint8 and are normalised on the
-model's device (`normalize`, the arithmetic of ToTensor + Normalize), and a JPEG much larger than
+model's device (`common.images.normalize`, the arithmetic of ToTensor + Normalize), and a JPEG much larger than
 any crop needs is decoded at a reduced DCT scale (PIL's draft mode) that still leaves every crop
 at least the output's resolution.
 """
 import math
 import os
 
-import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.transforms import functional as F
 
-from backbones.errors import UserError
+from common.images import IMAGENET_MEAN, IMAGENET_STD, IMG_EXTENSIONS, BadImageError, read_image
 
 from .masking import sample_noise
 
-IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 LAYOUT_HELP = ("expected an ImageNet-style folder (ROOT/train/CLASS/IMAGE.JPEG, or ROOT/CLASS/IMAGE, "
                "or images directly in ROOT) or a text file listing one image path per line "
                "(relative paths are taken from the list's folder)")
-
-
-class BadImageError(UserError, RuntimeError):
-    """An image file that cannot be decoded; the message names it."""
 
 
 def list_images(source):
@@ -104,14 +95,6 @@ def train_transform(input_size, augmentation="crop_rand"):
     return transforms.Compose([*steps, transforms.PILToTensor()])  # uint8: `normalize` on the device
 
 
-def normalize(imgs):
-    """uint8 (N, 3, H, W) -> float, normalised with the ImageNet statistics: the same arithmetic as
-    ToTensor + Normalize (bit-identical), done where the batch lands (on a GPU: off the loader's CPUs)."""
-    mean = torch.tensor(IMAGENET_MEAN, device=imgs.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=imgs.device).view(1, 3, 1, 1)
-    return imgs.float().div(255).sub(mean).div(std)
-
-
 def min_decode_side(input_size, augmentation):
     """The shorter image side below which decoding at a reduced scale would cost any crop resolution.
     RandomResizedCrop's smallest crop (20% of the area, aspect 3:4) has a shorter side of
@@ -128,43 +111,6 @@ def eval_transform(input_size):
         transforms.ToTensor(),
         transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
     ])
-
-
-def read_image(path, min_side=None):
-    """An RGB image; with min_side, a JPEG is decoded at the smallest scale of 1/2, 1/4, 1/8 whose
-    shorter side keeps min_side pixels (DCT-domain downscaling: several times faster for large photos)."""
-    try:
-        with Image.open(path) as img:
-            reduction = 1
-            while min_side and reduction < 8 and min(img.size) / (2 * reduction) >= min_side:
-                reduction *= 2
-            if reduction > 1:
-                full_size = img.size
-                img.draft("RGB", (img.width // reduction, img.height // reduction))
-                img.info["full_size"] = full_size  # for FullSizeRandomResizedCrop (conversions keep info)
-            return to_rgb(img)
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise BadImageError(f"cannot read image {path}: {e}") from e
-
-
-def to_rgb(img):
-    """8-bit RGB from any PIL mode. PIL's own convert("RGB") clips 16-bit and 32-bit values to 255
-    (a 16-bit photo turns white): those are scaled to 8 bits instead (16-bit by 1/257, floats from
-    [0, 1]); transparent pixels (RGBA, LA, palettes with transparency) are composited on white."""
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        values = np.asarray(img, dtype=np.float64)
-        if img.mode == "F" and values.max(initial=0.0) <= 1.0:
-            values = values * 255.0
-        elif img.mode.startswith("I;16") or (img.mode == "I" and values.max(initial=0.0) > 255):
-            values = values / 257.0  # 16-bit range ("I" holds 16-bit PNG/TIFF data with some Pillow versions)
-        return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L").convert("RGB")
-    if img.mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA"):
-        img = img.convert("RGBA")
-        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, img).convert("RGB")
-    return img.convert("RGB")
 
 
 class PretrainDataset(Dataset):
@@ -204,12 +150,3 @@ class PretrainDataset(Dataset):
         return img, sample_noise(self.mask_sampling, self.grid, self.mask_ratio, generator=generator)
 
 
-def collate(batch):
-    """Batches (input, target) pairs, leaving out the BadImageError items that the "skip" policy
-    yields: -> (inputs, targets, [messages of the skipped images])."""
-    bad = [str(item) for item in batch if isinstance(item, BadImageError)]
-    good = [item for item in batch if not isinstance(item, BadImageError)]
-    if not good:
-        return None, None, bad
-    inputs, targets = default_collate(good)
-    return inputs, targets, bad

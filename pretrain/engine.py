@@ -4,26 +4,21 @@ import contextlib
 import dataclasses
 import json
 import os
-import time
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
-from backbones.checkpoint import CheckpointError, check_same_model, load_file
+from backbones.checkpoint import check_same_model
 from backbones.param_groups import param_groups
-from backbones.training import CsvLog, TrainerBase, autocast, cosine_lr, param_digest, plain
+from common.checkpoint_files import CheckpointError, load_file
+from common.images import BadImageError, collate, normalize, read_image
+from common.training import CsvLog, TrainerBase, autocast, param_digest, plain
 
-from .data import BadImageError, PretrainDataset, collate, eval_transform, list_images, normalize, read_image
-from .config import build_model
-from .mae import fit_pca
+from .data import PretrainDataset, eval_transform, list_images
+from .mae import build_model, fit_pca
 from .visualize import save_reconstruction_figure
-
-
-def lr_at(cfg, lr, epoch):
-    return cosine_lr(epoch, lr, cfg.warmup_epochs, cfg.epochs, cfg.min_lr)
 
 
 class Trainer(TrainerBase):
@@ -117,49 +112,19 @@ class Trainer(TrainerBase):
         return len(self.loader) // self.accum_iter
 
     def train_one_epoch(self, epoch, writer, csv_log):
-        cfg, model = self.cfg, self.ddp
-        model.train()
+        cfg = self.cfg
+        self.ddp.train()
         self.sampler.set_epoch(epoch)
         self.dataset.set_epoch(epoch)
         # Model-side randomness (drop path) is seeded per epoch and rank: a resumed run repeats it exactly.
         torch.manual_seed(hash((cfg.seed, epoch, self.rank)) % (2**63))
-        n_batches = self.steps_per_epoch * self.accum_iter  # a trailing partial accumulation is left out
-        # a context: the bar is cleared when an error stops the epoch, before its one-line message
-        with tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.is_main,
-                  dynamic_ncols=True, leave=False, mininterval=1.0) as bar:
-            loss_sum, seen, start = torch.zeros((), dtype=torch.float64), 0, time.perf_counter()
-            for i, (imgs, noise, bad) in enumerate(self.loader):
-                if i >= n_batches:
-                    break
-                self.record_bad(bad, imgs is None, epoch, i)  # stops at a batch with no readable image
-                step = epoch * self.steps_per_epoch + i // self.accum_iter
-                if i % self.accum_iter == 0:
-                    lr = lr_at(cfg, self.lr, epoch + i / n_batches)
-                    for group in self.optimizer.param_groups:
-                        group["lr"] = lr * group["lr_scale"]
-                boundary = (i + 1) % self.accum_iter == 0
-                imgs, noise = normalize(imgs.to(self.device, non_blocking=True)), noise.to(self.device, non_blocking=True)
-                sync = contextlib.nullcontext() if boundary or self.world == 1 else model.no_sync()
-                with sync:
-                    with autocast(self.device, self.precision):
-                        loss = self.train_forward(imgs, mask_ratio=cfg.mask_ratio, noise=noise)[0]
-                    self.check_finite(loss, epoch, i)
-                    self.scaler.scale(loss / self.accum_iter).backward()
-                loss_sum += loss.detach().double() * len(imgs)
-                seen += len(imgs)
-                if boundary:
-                    self.optimizer_step()
-                    if self.is_main:
-                        writer.add_scalar("train/loss", loss.item(), step)
-                        writer.add_scalar("train/lr", lr, step)
-                elapsed = time.perf_counter() - start
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", img_s=f"{seen * self.world / elapsed:.1f}", refresh=False)
-        totals = torch.stack([loss_sum, torch.tensor(float(seen), dtype=torch.float64)])
-        if self.world > 1:
-            dist.all_reduce(totals)
-        epoch_loss = float(totals[0] / max(totals[1], 1))
-        images_per_s = float(totals[1]) / (time.perf_counter() - start)
+
+        def batch_loss(imgs, noise):
+            with autocast(self.device, self.precision):
+                return self.train_forward(normalize(imgs), mask_ratio=cfg.mask_ratio, noise=noise)[0], len(imgs)
+
+        # a trailing partial accumulation is left out
+        epoch_loss, lr, images_per_s = self.run_epoch(epoch, self.steps_per_epoch * self.accum_iter, batch_loss, writer)
         if self.is_main:
             writer.add_scalar("train/epoch_loss", epoch_loss, epoch + 1)
             writer.flush()

@@ -4,6 +4,8 @@ The encoder is the shared VisionTransformer itself (this class extends it), so i
 are exactly the official ones; the decoder adds `mask_token`, `decoder_embed`, `decoder_pos_embed`,
 `decoder_blocks.N.*`, `decoder_norm` and `decoder_pred`, also as in the official code.
 """
+import dataclasses
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -182,3 +184,17 @@ def build_mae(name, **overrides):
     kwargs = dict(patch_size=patch, embed_dim=dim, depth=depth, num_heads=heads)
     kwargs.update(overrides)
     return MaskedAutoencoder(**kwargs)
+
+
+def build_model(cfg):
+    """The MaskedAutoencoder a config describes (a PretrainConfig or its dict from a checkpoint)."""
+    cfg = cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg)
+    tokenizer = None
+    if cfg["target"] == "dvae_token":
+        if not cfg.get("tokenizer"):
+            raise ValueError("target='dvae_token' needs tokenizer=PATH (tools/train_dvae.py's checkpoint or DALL-E's encoder.pkl)")
+        from .tokenizer import load_tokenizer
+
+        tokenizer = load_tokenizer(cfg["tokenizer"])
+    return build_mae(cfg["model"], img_size=cfg["input_size"], target=cfg["target"],
+                     mask_sampling=cfg["mask_sampling"], tokenizer=tokenizer, **cfg["model_overrides"])

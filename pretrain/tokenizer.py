@@ -14,9 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from backbones.checkpoint import CheckpointError, load_file
-
-from .data import IMAGENET_MEAN, IMAGENET_STD
+from common.checkpoint_files import CheckpointError, load_file
+from common.images import IMAGENET_MEAN, IMAGENET_STD
 
 DOWNSAMPLE = 8  # the DALL-E encoder halves the resolution three times
 LOGIT_LAPLACE_EPS = 0.1  # DALL-E's pixel mapping into [eps, 1 - eps]

@@ -7,7 +7,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from .data import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from common.images import IMAGENET_MEAN
+
+from .data import IMAGENET_STD  # noqa: E402
 from .masking import sample_noise  # noqa: E402
 
 

@@ -3,8 +3,9 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
-from backbones import CLASSIFIER_KEYS, MAE_DECODER_KEYS, UserError, load_checkpoint
+from backbones import CLASSIFIER_KEYS, MAE_DECODER_KEYS, load_checkpoint
 from backbones.vit import VisionTransformer
+from common.errors import UserError
 
 
 @MODELS.register_module()

@@ -1,7 +1,8 @@
 """mmengine 0.10.7's checkpoints made safe to write and to load.
 
 Writing: mmengine writes a checkpoint in place, so a full disk leaves a corrupt iter_N.pth; local
-checkpoints go through backbones.save_file instead (temporary file + rename, a one-line error).
+checkpoints go through common.checkpoint_files.save_file instead (temporary file + rename, a
+one-line error).
 
 Loading under torch.load's default weights_only=True (torch >= 2.6), which mmengine does not pass
 itself, without turning weights_only off:
@@ -18,7 +19,7 @@ import collections
 import numpy as np
 import torch
 
-from backbones.checkpoint import save_file
+from common.checkpoint_files import save_file
 
 
 def _history_buffer_state(self):

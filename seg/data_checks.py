@@ -1,7 +1,7 @@
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from backbones.errors import UserError
+from common.errors import UserError
 
 
 @TRANSFORMS.register_module()

@@ -4,11 +4,11 @@ import os
 
 import pytest
 import torch
-
-from backbones import (MAE_DECODER_KEYS, CheckpointError, VisionTransformer, load_checkpoint, load_file,
-                       save_file, state_dict_of)
-from backbones.checkpoint import official_to_hf_vitmae
 from conftest import tiny_mae_kwargs
+
+from backbones import MAE_DECODER_KEYS, VisionTransformer, load_checkpoint, state_dict_of
+from backbones.checkpoint import official_to_hf_vitmae
+from common.checkpoint_files import CheckpointError, load_file, save_file
 from pretrain import MaskedAutoencoder
 
 OFFICIAL_DECODER_KEYS = {"mask_token", "decoder_pos_embed", "decoder_embed.weight", "decoder_embed.bias",

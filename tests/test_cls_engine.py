@@ -7,11 +7,11 @@ import sys
 
 import pytest
 import torch
+from conftest import TINY_ENCODER
 
-from backbones import UserError
 from cls_transfer.config import load_cls_config
 from cls_transfer.engine import ClsTrainer
-from conftest import TINY_ENCODER
+from common.errors import UserError
 from tools.make_toy_data import write_classification_sets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

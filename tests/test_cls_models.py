@@ -1,9 +1,9 @@
 import timm
 import torch
-
-from backbones import CheckpointError
-from cls_transfer.models import build_classifier, load_pretrained, set_trainable
 from conftest import tiny_mae_kwargs
+
+from cls_transfer.models import build_classifier, load_pretrained, set_trainable
+from common.checkpoint_files import CheckpointError
 from pretrain import MaskedAutoencoder
 
 TINY = dict(patch_size=8, depth=4, embed_dim=64, num_heads=4)

@@ -8,11 +8,11 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from backbones.training import cosine_lr
 from cls_transfer.config import ClsConfig, load_cls_config
-from cls_transfer.engine import ClsTrainer, eval_transform
+from cls_transfer.engine import ClsTrainer
 from cls_transfer.lars import LARS
-from cls_transfer.transforms import TFRandomResizedCrop
+from cls_transfer.transforms import TFRandomResizedCrop, eval_transform
+from common.training import cosine_lr
 from tools.make_toy_data import write_classification_sets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

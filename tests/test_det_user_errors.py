@@ -9,10 +9,11 @@ import sys
 
 import pytest
 import torch
+from conftest import ROOT, user_error
 from detectron2.config import instantiate
 
-from backbones import CheckpointError, UserError, load_file
-from conftest import ROOT, user_error
+from common.checkpoint_files import CheckpointError, load_file
+from common.errors import UserError
 from pretrain import build_mae
 from tools.make_toy_data import write_coco
 

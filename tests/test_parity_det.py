@@ -16,8 +16,6 @@ from detectron2.modeling import ViT
 from detectron2.modeling.backbone.vit import get_vit_lr_decay_rate
 from detectron2.solver.build import get_default_optimizer_params
 
-from det.optim import layer_decay_params
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE, DIM, DEPTH, HEADS, WINDOW, CHANNELS = 256, 64, 8, 4, 6, 64
 GLOBAL_BLOCKS = (1, 3, 5, 7)  # the ends of 4 equal groups, as ViTDet-B's 2, 5, 8, 11

@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from pretrain.data import IMAGENET_MEAN, IMAGENET_STD, PretrainDataset, min_decode_side, normalize, read_image
+from common.images import IMAGENET_MEAN, IMAGENET_STD, normalize, read_image
+from pretrain.data import PretrainDataset, min_decode_side
 
 
 def _photo(path, width, height):

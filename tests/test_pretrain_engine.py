@@ -12,10 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
-from backbones import UserError, load_file
-from pretrain.config import PretrainConfig, apply_overrides, load_config
+from common.checkpoint_files import load_file
+from common.config import apply_overrides, load_config
+from common.errors import UserError
+from common.training import lr_at
+from pretrain.config import PretrainConfig
 from pretrain.data import list_images
-from pretrain.engine import Trainer, lr_at
+from pretrain.engine import Trainer
 from tools.make_toy_data import write_image_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,7 +58,7 @@ def test_lr_schedule_warms_up_then_follows_half_cosine():
 
 
 def test_config_files_and_overrides():
-    cfg = load_config(os.path.join(ROOT, "configs/pretrain/mae_vit_large.py"), ["epochs=800", "betas=[0.9,0.9]"])
+    cfg = load_config(os.path.join(ROOT, "configs/pretrain/mae_vit_large.py"), PretrainConfig, ["epochs=800", "betas=[0.9,0.9]"])
     assert cfg.model == "mae_vit_large_patch16" and cfg.total_batch_size == 4096 and cfg.epochs == 800
     assert cfg.betas == (0.9, 0.9) and cfg.blr == 1.5e-4 and cfg.weight_decay == 0.05
     with pytest.raises(UserError, match="unknown config key 'epoch'"):

@@ -8,13 +8,14 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, tiny_mae_kwargs, user_error
 from mmengine.config import Config
 from mmseg.registry import MODELS, TRANSFORMS
 from PIL import Image
 
 import seg  # noqa: F401  (registers the modules)
-from backbones import UserError, load_file
-from conftest import ROOT, tiny_mae_kwargs, user_error
+from common.checkpoint_files import load_file
+from common.errors import UserError
 from pretrain import MaskedAutoencoder, build_mae
 from tools.make_toy_data import write_ade20k
 

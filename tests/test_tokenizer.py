@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from conftest import ROOT, tiny_mae_kwargs
 
-from backbones.checkpoint import CheckpointError, save_file
+from common.checkpoint_files import CheckpointError, save_file
 from pretrain.mae import MaskedAutoencoder
 from pretrain.tokenizer import DiscreteVAE, Tokenizer, load_tokenizer, map_pixels
 

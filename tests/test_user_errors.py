@@ -12,16 +12,18 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, TINY_ENCODER, user_error
 from PIL import Image
 
-from backbones import UserError, load_file, save_file
 from cls_transfer.config import load_cls_config
 from cls_transfer.datasets import build_dataset
 from cls_transfer.engine import ClsTrainer
-from conftest import ROOT, TINY_ENCODER, user_error
+from common.checkpoint_files import load_file, save_file
+from common.errors import UserError
+from common.images import read_image
 from pretrain import build_mae
 from pretrain.config import PretrainConfig
-from pretrain.data import list_images, read_image
+from pretrain.data import list_images
 from pretrain.engine import Trainer
 from tools.make_toy_data import write_classification_sets, write_image_folder
 

@@ -8,7 +8,7 @@ import sys
 
 from _bootstrap import resolve_config_path  # noqa: F401  (also puts the repository root on sys.path)
 
-from backbones.errors import UserError, unknown_key_message
+from common.errors import UserError, unknown_key_message
 
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
 

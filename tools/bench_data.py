@@ -52,7 +52,8 @@ def loader_images_per_s(paths, batch, workers, batches, input_size=224):
     """Images per second delivered by the pre-training DataLoader, after its first batch."""
     from torch.utils.data import DataLoader
 
-    from pretrain.data import PretrainDataset, collate
+    from common.images import collate
+    from pretrain.data import PretrainDataset
 
     dataset = PretrainDataset(paths, input_size, 16)
     loader = DataLoader(dataset, batch, shuffle=True, num_workers=workers, collate_fn=collate, drop_last=True,

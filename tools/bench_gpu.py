@@ -209,10 +209,11 @@ def part_pretrain(part):
                     del m
             if compile_inputs is None:
                 compile_inputs = (name, model.state_dict(), imgs, noise)
-            del model
+            model = None  # freed before the next size is built
     with part.case("Table 2"):
         table2(part, autocast, warmup, repeats, part.options.table2_batch)
-    if compile_inputs and part.options.compile and (part.cuda or not part.quick):  # inductor's CPU compile takes minutes: not in the dry run
+    # inductor's CPU compile takes minutes: not in the dry run
+    if compile_inputs and part.options.compile and (part.cuda or not part.quick):
         with part.case("torch.compile"):
             compile_trial(part, *compile_inputs, autocast, warmup, repeats)
 
@@ -410,9 +411,9 @@ def seg_model_and_optimizer(name, device, amp, grad_checkpointing=False):
     from mmengine.model import revert_sync_batchnorm
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
 
     import seg  # noqa: F401  (registers MAEViT, the neck and the layer-decay constructor)
-    from mmseg.registry import MODELS
 
     cfg = Config.fromfile(_bootstrap.resolve_config_path(name))
     init_default_scope("mmseg")

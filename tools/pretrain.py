@@ -24,11 +24,12 @@ def main(argv):
         overrides.append(f"data={args.data}")
     if args.output_dir:
         overrides.append(f"output_dir={args.output_dir}")
-    from pretrain.config import load_config
+    from common.config import load_config
+    from pretrain.config import PretrainConfig
     from pretrain.engine import Trainer
 
     with _cli.setup_checks():
-        trainer = Trainer(load_config(_cli.resolve_config_path(args.cfg), overrides), resume=args.resume)
+        trainer = Trainer(load_config(_cli.resolve_config_path(args.cfg), PretrainConfig, overrides), resume=args.resume)
     _cli.ResumePoint.find = lambda: trainer.last_path if os.path.isfile(trainer.last_path) else None
     trainer.train()
     print(f"outputs in {os.path.abspath(trainer.cfg.output_dir)} (checkpoint-last.pth, log.csv, summary.json, "

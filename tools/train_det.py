@@ -21,7 +21,8 @@ import os
 import sys
 
 import _cli
-from backbones.training import append_row
+
+from common.training import append_row
 
 COCO_LAYOUT = "DATA_ROOT/coco/{train2017,val2017}/*.jpg and DATA_ROOT/coco/annotations/instances_{train,val}2017.json"
 
@@ -212,7 +213,8 @@ def record(cfg, args, results, iteration):
 def checked_checkpoint(model, path):
     """A checkpoint to resume or evaluate must be this model's: Detectron2 would load a mismatched
     one partially, with warnings only."""
-    from backbones import CheckpointError, check_same_model, load_file
+    from backbones import check_same_model
+    from common.checkpoint_files import CheckpointError, load_file
 
     ckpt = load_file(path)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):

@@ -26,7 +26,7 @@ class Images(Dataset):
     learns its codes on crops at the scale it will tokenize, at a fraction of the cost."""
 
     def __init__(self, paths, size, crop):
-        from pretrain.data import read_image
+        from common.images import read_image
 
         self.paths, self.read = paths, read_image
         self.transform = transforms.Compose([
@@ -92,8 +92,8 @@ def main(argv=None):
     parser.add_argument("--resume", action="store_true", help="continue OUTPUT_DIR/dvae.pth if it exists")
     args = parser.parse_intermixed_args(argv)
 
-    from backbones.checkpoint import load_file, save_file
-    from backbones.training import CsvLog
+    from common.checkpoint_files import load_file, save_file
+    from common.training import CsvLog
     from pretrain.data import list_images
     from pretrain.tokenizer import DiscreteVAE
 

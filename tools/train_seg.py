@@ -17,8 +17,9 @@ import os
 import sys
 
 import _cli
-from backbones.training import append_row
 from mmengine.hooks import Hook
+
+from common.training import append_row
 
 ADE_LAYOUT = "DATA_ROOT/images/{training,validation}/*.jpg and DATA_ROOT/annotations/{training,validation}/*.png " \
              "(ADEChallengeData2016)"
@@ -143,7 +144,8 @@ def last_checkpoint(work_dir):
 
 def check_checkpoint(runner, path):
     """mmengine would load another model's checkpoint partially, with warnings only."""
-    from backbones import CheckpointError, check_same_model, load_file
+    from backbones import check_same_model
+    from common.checkpoint_files import CheckpointError, load_file
 
     ckpt = load_file(path)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict) or "meta" not in ckpt:

@@ -26,10 +26,12 @@ def main(argv):
 
     import torch
 
-    from backbones import load_file, load_state_dict, state_dict_of
+    from backbones import load_state_dict, state_dict_of
+    from common.checkpoint_files import load_file
+    from common.images import read_image
     from pretrain import build_mae
-    from pretrain.config import build_model
-    from pretrain.data import eval_transform, read_image
+    from pretrain.data import eval_transform
+    from pretrain.mae import build_model
     from pretrain.visualize import save_reconstruction_figure
 
     ckpt = load_file(args.checkpoint)

@@ -5,7 +5,7 @@ rest frozen, with the fine-tuning recipe; blocks=0.5 tunes only the MLP half of 
 """
 import os
 
-from pretrain.config import derive
+from common.config import derive
 
 config = derive(os.path.join(os.path.dirname(__file__), "finetune_vit_b.py"), mode="partial", blocks=1.0,
                 output_dir="runs/cls/partial_vit_b")

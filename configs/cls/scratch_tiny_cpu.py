@@ -4,7 +4,7 @@ shortened like tiny_cpu.py. No EMA: over a few hundred steps an EMA at 0.9999 wo
 initial weights."""
 import os
 
-from pretrain.config import derive
+from common.config import derive
 
 config = derive(os.path.join(os.path.dirname(__file__), "scratch_vit_b.py"), backbone="vit_tiny_patch16",
                 backbone_overrides=dict(patch_size=8, depth=4), input_size=64, epochs=20, warmup_epochs=2,

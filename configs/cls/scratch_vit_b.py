@@ -3,7 +3,7 @@ AdamW (0.9, 0.95), blr 1e-4, wd 0.3, batch 4096, 300 epochs, 20 warm-up, cosine,
 label smoothing 0.1, mixup 0.8, cutmix 1.0, drop path 0.1, EMA 0.9999, no layer decay."""
 import os
 
-from pretrain.config import derive
+from common.config import derive
 
 # paper A.2, Table 11 (the official code has no from-scratch recipe)
 config = derive(os.path.join(os.path.dirname(__file__), "finetune_vit_b.py"), mode="scratch",

@@ -3,7 +3,7 @@ ViT-Tiny width, 4 blocks, 8 px patches, 64 px). The fine-tuning recipe, shortene
 cutmix and random erasing off so that a few hundred steps learn something."""
 import os
 
-from pretrain.config import derive
+from common.config import derive
 
 config = derive(os.path.join(os.path.dirname(__file__), "finetune_vit_b.py"), backbone="vit_tiny_patch16",
                 backbone_overrides=dict(patch_size=8, depth=4), input_size=64, epochs=10, warmup_epochs=1,

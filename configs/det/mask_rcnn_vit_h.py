@@ -5,13 +5,8 @@ The detector runs ViT-H with 16 px patches so that the pyramid has strides 4-32:
 checkpoint resamples its 14x14 patch-embedding kernel to 16x16 (bicubic) and its 16x16 position table
 to the 14x14 table of 224 px at 16 px (ViTDet's mae_pretrain_vit_huge_p14to16.pth); the load report
 lists both."""
-import os
+from .mask_rcnn_vit_b import dataloader, lr_multiplier, model, optimizer, train
 
-from detectron2.config import LazyConfig
-
-_base = LazyConfig.load(os.path.join(os.path.dirname(__file__), "mask_rcnn_vit_b.py"))
-model, dataloader, optimizer, train, lr_multiplier = (_base.model, _base.dataloader, _base.optimizer, _base.train,
-                                                      _base.lr_multiplier)
 # ViTDet-H: 32 blocks of width 1280, 16 heads, drop path 0.5; global attention in blocks 7, 15, 23, 31 (the group ends)
 model.backbone.vit.update(patch_size=16, embed_dim=1280, depth=32, num_heads=16, drop_path_rate=0.5)
 optimizer.params.layer_decay = 0.9  # ViTDet-H

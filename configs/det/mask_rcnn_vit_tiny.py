@@ -2,16 +2,13 @@
 light heads, batch 4, a few hundred iterations, generated COCO-format data
 (tools/make_toy_data.py --coco, registered as toy_coco_train / toy_coco_val by tools/train_det.py
 --dataset). The recipe otherwise follows mask_rcnn_vit_b.py."""
-import os
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
-from detectron2.config import LazyConfig
 from detectron2.layers import ShapeSpec
 
-_base = LazyConfig.load(os.path.join(os.path.dirname(__file__), "mask_rcnn_vit_b.py"))
-model, dataloader, optimizer, train, lr_multiplier = (_base.model, _base.dataloader, _base.optimizer, _base.train,
-                                                      _base.lr_multiplier)
+from .mask_rcnn_vit_b import dataloader, lr_multiplier, model, optimizer, train
+
 image_size = 128
 model.backbone.vit.update(img_size=image_size, patch_size=8, embed_dim=192, depth=4, num_heads=3, drop_path_rate=0.0,
                           window_size=4, pretrain_img_size=64)  # the tiny MAE's 64 px table, interpolated per forward

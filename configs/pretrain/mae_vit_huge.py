@@ -4,7 +4,7 @@
 """
 import os
 
-from pretrain.config import derive
+from common.config import derive
 
 config = derive(os.path.join(os.path.dirname(__file__), "mae_vit_base.py"), model="mae_vit_huge_patch14",
                 output_dir="runs/pretrain/mae_vit_huge")

@@ -5,10 +5,13 @@ import csv
 import hashlib
 import math
 import os
+import time
 
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
+from .checkpoint_files import save_file
 from .errors import UserError
 
 
@@ -42,6 +45,11 @@ def autocast(device, precision):
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def lr_at(cfg, lr, epoch):
+    """The lr at a fractional epoch under cfg's warm-up + half-cycle cosine schedule."""
+    return cosine_lr(epoch, lr, cfg.warmup_epochs, cfg.epochs, cfg.min_lr)
 
 
 def accumulation_steps(batch_size, total_batch_size, world_size):
@@ -139,7 +147,6 @@ class TrainerBase:
 
     def log(self, msg):
         if self.is_main:
-            from tqdm import tqdm
             tqdm.write(f"[{self.tag}] {msg}")
 
     def record_bad(self, messages, batch_is_empty, epoch, iteration):
@@ -159,6 +166,52 @@ class TrainerBase:
             raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, iteration {iteration} "
                                      f"(rank {self.rank}); stopping. The last good checkpoint is {last}")
 
+    def run_epoch(self, epoch, n_batches, batch_loss, writer=None, after_step=None):
+        """The loop both trainers run over the first n_batches batches of self.loader: per batch, the
+        scheduled lr (set at the start of each accumulation cycle), batch_loss(inputs, targets) ->
+        (loss, images) on the device, the NaN guard and the scaled backward (DDP's no_sync until the
+        cycle's last batch); per cycle, the optimizer step, after_step() and TensorBoard. Unreadable
+        images are counted (record_bad). -> (mean loss over all processes, last lr, images/s)."""
+        cfg, model = self.cfg, self.ddp
+        steps_per_epoch = n_batches // self.accum_iter
+        self.optimizer.zero_grad(set_to_none=True)
+        # on the device: NCCL reduces GPU tensors only, and the sum needs no host sync per batch
+        loss_sum, seen, start = torch.zeros((), dtype=torch.float64, device=self.device), 0, time.perf_counter()
+        # a context: the bar is cleared when an error stops the epoch, before its one-line message
+        with tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.is_main,
+                  dynamic_ncols=True, leave=False, mininterval=1.0) as bar:
+            for i, (inputs, targets, bad) in enumerate(self.loader):
+                if i >= n_batches:
+                    break
+                self.record_bad(bad, inputs is None, epoch, i)  # stops at a batch with no readable image
+                if i % self.accum_iter == 0:
+                    lr = lr_at(cfg, self.lr, epoch + i / n_batches)
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = lr * group["lr_scale"]
+                boundary = (i + 1) % self.accum_iter == 0
+                inputs, targets = inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+                with contextlib.nullcontext() if boundary or self.world == 1 else model.no_sync():
+                    loss, images = batch_loss(inputs, targets)
+                    self.check_finite(loss, epoch, i)
+                    self.scaler.scale(loss / self.accum_iter).backward()
+                loss_sum += loss.detach().double() * images
+                seen += images
+                if boundary:
+                    self.optimizer_step()
+                    if after_step is not None:
+                        after_step()
+                    if self.is_main and writer is not None:
+                        step = epoch * steps_per_epoch + i // self.accum_iter
+                        writer.add_scalar("train/loss", loss.item(), step)
+                        writer.add_scalar("train/lr", lr, step)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}",
+                                img_s=f"{seen * self.world / (time.perf_counter() - start):.1f}", refresh=False)
+        totals = torch.stack([loss_sum, torch.tensor(float(seen), dtype=torch.float64, device=self.device)])
+        if self.world > 1:
+            dist.all_reduce(totals)
+        return float(totals[0] / max(totals[1], 1)), lr, float(totals[1]) / (time.perf_counter() - start)
+
     def optimizer_step(self):
         if self.cfg.clip_grad:
             self.scaler.unscale_(self.optimizer)
@@ -170,8 +223,6 @@ class TrainerBase:
     def save_checkpoint(self, state, epoch):
         if not self.is_main:
             return
-        from .checkpoint import save_file
-
         save_file(state, self.last_path)
         if epoch % self.cfg.save_every == 0 or epoch == self.cfg.epochs:
             save_file(state, os.path.join(self.cfg.output_dir, f"checkpoint-{epoch:04d}.pth"))

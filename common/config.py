@@ -1,0 +1,82 @@
+"""Config files as plain Python: a file defines `config = SomeConfig(...)` (a dataclass), `derive`
+makes a neighbour with some fields changed, and key=value overrides are checked against the fields
+(and, for dict fields, against the arguments of what they are passed to)."""
+import ast
+import dataclasses
+import inspect
+import os
+import runpy
+
+from .errors import UserError, unknown_key_message
+
+
+def load_config(path, config_class, overrides=()):
+    """Runs a config file (it must define `config = <config_class>(...)`, a dataclass) and applies
+    key=value overrides, each parsed as a Python literal when it is one."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file not found: {path}")
+    cfg = runpy.run_path(path).get("config")
+    if not isinstance(cfg, config_class):
+        raise UserError(f"{path} must define `config = {config_class.__name__}(...)`")
+    return apply_overrides(cfg, overrides)
+
+
+def apply_overrides(cfg, overrides):
+    names = {f.name: f for f in dataclasses.fields(cfg)}
+    changes = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise UserError(f"override {item!r} is not key=value")
+        group, dot, sub = key.partition(".")
+        if dot and isinstance(getattr(cfg, group, None), dict):  # e.g. model_overrides.depth=6
+            _check_arguments(cfg, group, [sub])
+            changes.setdefault(group, dict(getattr(cfg, group)))[sub] = _literal(raw)
+            continue
+        if key not in names:
+            raise UserError(unknown_key_message("config key", key, names))
+        value = _literal(raw)
+        default = getattr(cfg, key)
+        if isinstance(default, float) and isinstance(value, int):
+            value = float(value)
+        if isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        if default is not None and not isinstance(value, type(default)):
+            raise UserError(f"config key {key!r} expects {type(default).__name__}, got {raw!r}")
+        if isinstance(value, dict):  # e.g. model_overrides={'depth': 6}
+            _check_arguments(cfg, key, value)
+        changes[key] = value
+    return dataclasses.replace(cfg, **changes)
+
+
+def _check_arguments(cfg, group, keys):
+    arguments = _arguments(cfg.argument_groups[group]())
+    for key in keys:
+        if key not in arguments:
+            raise UserError(unknown_key_message(f"{group} argument", key, arguments))
+
+
+def _arguments(fn):
+    """The keyword arguments fn takes, its classes' bases' included where it passes **kwargs on."""
+    names = set()
+    for cls in (fn.__mro__ if isinstance(fn, type) else (fn,)):
+        init = cls.__init__ if isinstance(cls, type) else cls
+        if init is object.__init__:
+            continue
+        params = inspect.signature(init).parameters
+        names |= {n for n, p in params.items() if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            break
+    return names
+
+
+def _literal(raw):
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
+
+
+def derive(base_file, **changes):
+    """A config file's neighbour with some fields changed (configs inherit as plain Python)."""
+    return dataclasses.replace(runpy.run_path(base_file)["config"], **changes)
