@@ -106,9 +106,9 @@ SCALES = {
                   ade_images=(60, 20), seg_iters=150, runs_per_cell=dict(in1k=3, table6=1, det=1, seg=1)),
     # The premise of the paper at CPU scale: 20x more unlabelled (4,096) than labelled (200) images, 4x
     # the tiny pre-training, a 500-image validation set to shrink the noise, and enough seeds to test
-    # every finding but the fourth (estimated 80-90 min on 2 cores from the tiny per-run timings).
+    # every finding but the fourth (estimated at about 85 min on 2 cores from the tiny per-run timings).
     "small": Scale(pretrain_images=4096, pretrain_epochs=30, dvae_epochs=6, in1k_images=(200, 500),
-                   cls_images=(200, 100), cls_epochs=20, scratch_epochs=40, coco_images=(80, 20), det_iters=200,
+                   cls_images=(200, 100), cls_epochs=20, scratch_epochs=30, coco_images=(80, 20), det_iters=200,
                    ade_images=(60, 20), seg_iters=150, runs_per_cell=dict(in1k=5, table6=1, det=2, seg=3)),
     # Two seeds where the chain is cheap, so that std, n_runs and the verdicts are exercised; Table 6
     # keeps one to exercise a cell without a standard deviation.
