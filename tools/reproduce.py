@@ -28,12 +28,12 @@ import argparse
 import csv
 import os
 import re
-import statistics
 import shlex
+import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import _bootstrap
 import findings
@@ -90,7 +90,7 @@ class Scale:
     seg_iters: int
     # transfer kind ("in1k": Tables 3 and 7's classification, "table6", "det", "seg") -> how many of
     # SEEDS each of its cells runs; one pre-training per target (seed 0) feeds every seed
-    runs_per_cell: dict = field(default_factory=lambda: dict(in1k=1, table6=1, det=1, seg=1))
+    runs_per_cell: dict
 
 
 # Fixed before any result was seen and the same for every row of a table: a cell with n runs uses
@@ -122,6 +122,7 @@ class Preset:
     """Names runs `kind-...-SIZE-SOURCE` and builds them (with their dependencies) on demand."""
 
     sizes = {}  # model size of a table column ("B", ...) -> the size label of this preset's runs
+    # one run per cell unless a preset says otherwise: at paper scale each extra seed costs GPU-days
     runs_per_cell = dict(in1k=1, table6=1, det=1, seg=1)
 
     def __init__(self, name, out, args):
@@ -319,9 +320,10 @@ class PaperPreset(Preset):
         a = self.args
         return Run(deps=(run,), results_csv=self.csv("det"), argv=[
             "python", tool_path("train_det.py"), "--cfg", f"det/{self.DET[size]}.py",
-            "--init", init, "--data-root", self.root, "--output-dir", self.out(f"det-{size}-{source}-seed{seed}"), "--resume",
-            "--results-csv", self.csv("det"), "--num-gpus", str(a.nproc_per_node), "--num-machines", str(a.nnodes),
-            "--machine-rank", str(a.node_rank), "--dist-url", f"tcp://{a.master_addr}:{a.master_port}", f"train.seed={seed}"])
+            "--init", init, "--data-root", self.root, "--output-dir", self.out(f"det-{size}-{source}-seed{seed}"),
+            "--resume", "--results-csv", self.csv("det"), "--num-gpus", str(a.nproc_per_node), "--num-machines",
+            str(a.nnodes), "--machine-rank", str(a.node_rank), "--dist-url", f"tcp://{a.master_addr}:{a.master_port}",
+            f"train.seed={seed}"])
 
     def seg(self, size, source, seed):
         if size not in self.SEG:
@@ -360,13 +362,15 @@ def cell_source(table, row, column, preset):
     if row in OTHER_METHODS:
         raise Unavailable(f"{row} is another method's published result; this toolkit trains MAE and the supervised baseline")
     if table == 3:
-        run, transfer, metric = f"cls-imagenet-{preset.size(column)}-{'scratch' if row.startswith('scratch') else 'norm_pixel'}", "in1k", "top1"
+        source = "scratch" if row.startswith("scratch") else "norm_pixel"
+        run, transfer, metric = f"cls-imagenet-{preset.size(column)}-{source}", "in1k", "top1"
     elif table == 4:
         ap, size_col = column.split(" ", 1)
         source = "supervised" if row == "supervised" else "norm_pixel"
         run, transfer, metric = f"det-{preset.size(size_col)}-{source}", "det", {"APbox": "ap_box", "APmask": "ap_mask"}[ap]
     elif table == 5:
-        run, transfer, metric = f"seg-{preset.size(column)}-{'supervised' if row == 'supervised' else 'norm_pixel'}", "seg", "mIoU"
+        source = "supervised" if row == "supervised" else "norm_pixel"
+        run, transfer, metric = f"seg-{preset.size(column)}-{source}", "seg", "mIoU"
     elif table == 6:
         if column == "prev best":
             raise Unavailable("the best previously published result, not a run")
