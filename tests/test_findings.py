@@ -63,7 +63,7 @@ def test_findings_files_carry_the_numbers_and_mark_missing_rows_not_testable(tmp
     assert (table3["verdict"], table3["difference"], table3["n_a"]) == ("reproduced", "10.000", 3)
     assert by_key[2, 5, "ViT-B", "MAE"]["verdict"] == "not testable"  # one run each
     assert by_key[2, 4, "APbox ViT-B", "MAE"]["verdict"] == "not testable"  # not measured
-    assert [r["verdict"] for r in rows if r["finding"] == 4] == ["not testable"]
+    assert [(r["verdict"], r["note"][:14]) for r in rows if r["finding"] == 4] == [("not testable", "no preset runs")]
     csv_path, md_path = write(rows, str(tmp_path))
     with open(csv_path, newline="") as f:
         written = list(csv.DictReader(f))

@@ -80,7 +80,7 @@ COMPARISONS = (
 UNTESTED = ((4, F4, "no preset runs the mask-ratio sweep (pre-training per ratio + linear probe + fine-tuning)"),)
 
 FIELDS = ("finding", "statement", "table", "column", "row_a", "row_b", "claim", "mean_a", "std_a", "n_a",
-          "mean_b", "std_b", "n_b", "difference", "two_se", "verdict", "preset")
+          "mean_b", "std_b", "n_b", "difference", "two_se", "verdict", "preset", "note")
 
 
 def _num(value, digits=3):
@@ -95,7 +95,7 @@ def evaluate(samples, preset):
         row = dict(finding=c.finding, statement=c.statement, table=c.table, column=c.column, row_a=c.row_a,
                    row_b=c.row_b, claim=c.claim, preset=preset)
         if a is None or b is None:
-            row.update(verdict="not testable")
+            row.update(verdict="not testable", note="a row is not measured under this preset")
         else:
             se = pooled_standard_error(a, b)
             row.update(mean_a=_num(a.mean), std_a=_num(a.std), n_a=a.n, mean_b=_num(b.mean), std_b=_num(b.std),
@@ -103,7 +103,7 @@ def evaluate(samples, preset):
                        verdict=verdict(a, b, c.claim))
         rows.append(row)
     for finding, statement, reason in UNTESTED:
-        rows.append(dict(finding=finding, statement=statement, claim=reason, preset=preset, verdict="not testable"))
+        rows.append(dict(finding=finding, statement=statement, preset=preset, verdict="not testable", note=reason))
     return rows
 
 
@@ -121,12 +121,12 @@ def write(rows, folder):
         md.append(f"\n## Finding {finding}: {group[0]['statement']}\n")
         for r in group:
             if "row_a" not in r:
-                md.append(f"- not testable: {r['claim']}")
+                md.append(f"- not testable: {r['note']}")
                 continue
             relation = ">" if r["claim"] == "greater" else "≈"
             where = f"Table {r['table']}, {r['column']}: {r['row_a']} {relation} {r['row_b']}"
             if "mean_a" not in r:
-                md.append(f"- {where}: not testable (a row is not measured)")
+                md.append(f"- {where}: not testable ({r['note']})")
                 continue
             md.append(f"- {where}: {r['mean_a']} ± {r['std_a'] or '–'} (n={r['n_a']}) vs {r['mean_b']} ± "
                       f"{r['std_b'] or '–'} (n={r['n_b']}); difference {r['difference']}, 2 SE "
