@@ -7,7 +7,7 @@ its pooled standard error SE = s_p * sqrt(1/n_A + 1/n_B), s_p^2 = ((n_A-1) s_A^2
 - a claim "A > B" (or "A >= B") is "reproduced" when d > 2 SE, "contradicted" when d < -2 SE and
   "within noise" otherwise;
 - a claim "A about equal to B" is "reproduced" when |d| + 2 SE <= EQUIVALENCE_MARGIN (the whole
-  interval lies inside the margin), "contradicted" when |d| > 2 SE, and "within noise" otherwise;
+  interval lies inside the margin of 1 point), "contradicted" when |d| > 2 SE, and "within noise" otherwise;
 - with fewer than two runs in either row there is no standard error: "not testable".
 """
 import csv
