@@ -1,7 +1,10 @@
 """tools/reproduce.py: the whole chain at smoke scale (generate, pre-train three targets, the dVAE,
-every transfer for a few iterations), the tables it exports, resuming, and the paper preset's plan."""
+every transfer for a few iterations and seeds), the tables it exports with their mean, std and run
+count, the findings' verdicts, resuming, and the paper preset's plan."""
 import csv
+import math
 import os
+import statistics
 import signal
 import subprocess
 import sys
@@ -28,6 +31,11 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+def record_values(out, run_dirs, metric):
+    """The metric of each ';'-separated run as its own tool recorded it in results/runs/*.csv."""
+    return [record_value(out, run_dir, metric) for run_dir in run_dirs.split(";")]
+
+
 def record_value(out, run_dir, metric):
     """The metric as the run's own tool recorded it in results/runs/*.csv."""
     run_dir = os.path.abspath(os.path.join(out, run_dir))
@@ -40,6 +48,20 @@ def record_value(out, run_dir, metric):
 
 
 METRIC = {3: "top1", 5: "mIoU", 6: "top1"}
+SMOKE_RUNS_PER_CELL = {3: 2, 4: 2, 5: 2, 6: 1, 7: 2}  # the smoke preset's seeds per cell of each table
+
+
+def expected_verdict(row):
+    """The rule stated in tools/findings.py, recomputed here from the numbers findings.csv reports."""
+    n_a, n_b = int(row["n_a"]), int(row["n_b"])
+    if min(n_a, n_b) < 2:
+        return "not testable"
+    s_a, s_b = float(row["std_a"]), float(row["std_b"])
+    se = math.sqrt(((n_a - 1) * s_a ** 2 + (n_b - 1) * s_b ** 2) / (n_a + n_b - 2) * (1 / n_a + 1 / n_b))
+    d = float(row["mean_a"]) - float(row["mean_b"])
+    if row["claim"] == "greater":
+        return "reproduced" if d > 2 * se else "contradicted" if d < -2 * se else "within noise"
+    return "contradicted" if abs(d) > 2 * se else "reproduced" if abs(d) + 2 * se <= 1.0 else "within noise"
 
 
 @pytest.mark.slow
@@ -50,15 +72,21 @@ def test_smoke_chain_writes_all_tables_from_the_run_records_and_a_rerun_only_rew
     measured = 0
     for t, spec in TABLES.items():
         with open(os.path.join(tables, f"table{t}.csv"), newline="") as f:
-            assert next(csv.reader(f)) == list(COLUMNS)  # exactly the agreed columns, in order
+            # the original eight columns in their order, then the seeds' spread and count
+            assert next(csv.reader(f)) == list(COLUMNS) == [
+                "table", "row", "column", "paper_value", "measured_value", "preset", "run_dir", "note",
+                "measured_std", "n_runs"]
         rows = read_csv(os.path.join(tables, f"table{t}.csv"))
         assert len(rows) == len(spec.rows) * len(spec.columns)  # one row per cell
         for row in rows:
             assert row["table"] == str(t) and row["preset"] == "smoke"
             if row["measured_value"] == "":
                 assert row["note"], row  # every empty cell says why
+                assert row["measured_std"] == row["n_runs"] == "", row
                 continue
             measured += 1
+            assert int(row["n_runs"]) == SMOKE_RUNS_PER_CELL[t], row
+            assert (row["measured_std"] == "") == (SMOKE_RUNS_PER_CELL[t] == 1), row  # no spread from one run
             if row["row"] == "difference":  # computed from the two measured rows above it
                 continue
             assert float(row["measured_value"]) != float(row["paper_value"]), row
@@ -68,8 +96,13 @@ def test_smoke_chain_writes_all_tables_from_the_run_records_and_a_rerun_only_rew
                 metric = {"IN1K": "top1", "COCO": "ap_box", "ADE20K": "mIoU"}[row["column"].split()[0]]
             else:
                 metric = METRIC[t]
-            # the value is the run's own record, not a copy of the paper's column
-            assert float(row["measured_value"]) == pytest.approx(record_value(out, row["run_dir"], metric), abs=0.051)
+            # the value is the mean of the runs' own records (one per seed, each its own run), not the paper's
+            values = record_values(out, row["run_dir"], metric)
+            assert len(set(row["run_dir"].split(";"))) == len(values) == int(row["n_runs"])
+            assert all(f"-seed{seed}" in d for seed, d in enumerate(row["run_dir"].split(";")))
+            assert float(row["measured_value"]) == pytest.approx(statistics.fmean(values), abs=0.051)
+            if len(values) > 1:
+                assert float(row["measured_std"]) == pytest.approx(statistics.stdev(values), abs=0.051)
         assert any(r["measured_value"] for r in rows), f"table {t} has no measured value"
     table7 = {(r["row"], r["column"]): r["measured_value"] for r in read_csv(os.path.join(tables, "table7.csv"))}
     for column in ("IN1K ViT-B", "COCO ViT-B", "ADE20K ViT-B"):
@@ -78,12 +111,29 @@ def test_smoke_chain_writes_all_tables_from_the_run_records_and_a_rerun_only_rew
     assert measured == 2 + 4 + 2 + 5 + 12  # the ViT-B column of every MAE / baseline row, and Table 7's differences
     for name in ("tables.md", "paper_vs_measured.png", "mae_vs_baseline.png"):
         assert os.path.getsize(os.path.join(tables, name)) > 500, name
+    assert " ± " in open(os.path.join(tables, "tables.md")).read()
+
+    # every verdict follows the stated rule from the numbers beside it, which are the tables' cells
+    verdicts = read_csv(os.path.join(out, "results", "findings.csv"))
+    cells = {(int(r["table"]), r["row"], r["column"]): r for t in TABLES
+             for r in read_csv(os.path.join(tables, f"table{t}.csv"))}
+    assert {int(r["finding"]) for r in verdicts} == {1, 2, 3, 4}
+    compared = [r for r in verdicts if r["row_a"]]
+    assert len(compared) == 1 + 3 + 6
+    for r in compared:
+        assert r["verdict"] == expected_verdict(r), r
+        a, b = cells[int(r["table"]), r["row_a"], r["column"]], cells[int(r["table"]), r["row_b"], r["column"]]
+        assert float(r["mean_a"]) == pytest.approx(float(a["measured_value"]), abs=0.051)
+        assert float(r["std_b"]) == pytest.approx(float(b["measured_std"]), abs=0.051)
+        assert int(r["n_a"]) == int(a["n_runs"]) == 2
+    assert [r["verdict"] for r in verdicts if r["finding"] == "4"] == ["not testable"]
+    assert "## Finding 1" in open(os.path.join(out, "results", "findings.md")).read()
     assert "reconstructions:" in first and "dVAE tokenizer reconstructions:" in first
 
     records = {k: len(read_csv(os.path.join(out, "results", "runs", f"{k}.csv"))) for k in ("cls", "det", "seg")}
     markers = {p: os.path.getmtime(p) for p in _markers(out)}
     again = reproduce("--preset", "smoke", "--out", out)
-    assert "22 runs for tables 3,4,5,6,7, 22 already done" in again and "[reproduce] 1/" not in again
+    assert "34 runs for tables 3,4,5,6,7, 34 already done" in again and "[reproduce] 1/" not in again
     assert {p: os.path.getmtime(p) for p in _markers(out)} == markers
     assert {k: len(read_csv(os.path.join(out, "results", "runs", f"{k}.csv"))) for k in records} == records
 
@@ -98,7 +148,7 @@ def test_killed_reproduction_finishes_without_repeating_completed_runs(tmp_path)
     out = str(tmp_path)
     proc = subprocess.Popen([*REPRODUCE, "--preset", "smoke", "--out", out, "--tables", "3"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    scratch = os.path.join(out, "runs", "smoke", "cls-imagenet-tiny-scratch", "reproduce.done")
+    scratch = os.path.join(out, "runs", "smoke", "cls-imagenet-tiny-scratch-seed0", "reproduce.done")
     deadline = time.time() + 300
     while not os.path.isfile(scratch) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
@@ -106,11 +156,11 @@ def test_killed_reproduction_finishes_without_repeating_completed_runs(tmp_path)
     os.killpg(proc.pid, signal.SIGKILL)  # the tool and the run it had started
     proc.wait()
     done_before = {p: os.path.getmtime(p) for p in _markers(out)}
-    assert len(done_before) == 2  # the data and the from-scratch run
+    assert len(done_before) == 2  # the data and the first seed's from-scratch run
 
     result = reproduce("--preset", "smoke", "--out", out, "--tables", "3")
-    assert "4 runs for tables 3, 2 already done" in result
-    assert "toy_data" not in result and "cls-imagenet-tiny-scratch ..." not in result
+    assert "6 runs for tables 3, 2 already done" in result  # data, pre-training, 2 seeds x (scratch, MAE)
+    assert "toy_data" not in result and "cls-imagenet-tiny-scratch-seed0 ..." not in result
     assert {p: os.path.getmtime(p) for p in done_before} == done_before
     rows = read_csv(os.path.join(out, "results", "tables", "table3.csv"))
     assert {r["row"] for r in rows if r["measured_value"]} == {"scratch, our impl.", "MAE"}
@@ -125,17 +175,19 @@ def test_paper_preset_writes_torchrun_commands_in_dependency_order(tmp_path):
     script = (tmp_path / "results" / "paper_commands.sh").read_text()
     commands = [line for line in script.splitlines() if line and not line.startswith("#") and not line.startswith("set ")]
     names = [line[2:].split(" (")[0] for line in script.splitlines() if line.startswith("# ") and "(pending)" in line]
-    assert names.index("pretrain-B-norm_pixel") < names.index("cls-imagenet-B-norm_pixel")
-    assert names.index("cls-imagenet-B-scratch") < names.index("det-B-supervised")
-    assert "pretrain-H-dvae_token" in names and "cls-inat2018-H448-norm_pixel" in names
+    assert names.index("pretrain-B-norm_pixel") < names.index("cls-imagenet-B-norm_pixel-seed0")
+    assert names.index("cls-imagenet-B-scratch-seed0") < names.index("det-B-supervised-seed0")
+    assert "pretrain-H-dvae_token" in names and "cls-inat2018-H448-norm_pixel-seed0" in names
+    assert not any("-seed1" in name for name in names)  # one seed per cell at paper scale
     pretrain = next(c for c in commands if "tools/pretrain.py" in c and "mae_vit_large.py" in c and "target=norm_pixel" in c)
     assert pretrain.startswith("torchrun --nnodes=4 --node_rank=1 --nproc_per_node=8 --master_addr=head")
     assert "--data /data/imagenet/train" in pretrain and "--resume auto" in pretrain
     det = next(c for c in commands if "train_det.py" in c)
-    assert "--num-machines 4 --machine-rank 1 --dist-url tcp://head:29500" in det
+    assert "--num-machines 4 --machine-rank 1 --dist-url tcp://head:29500" in det and "train.seed=0" in det
+    assert all("seed=0" in c for c in commands if "train_cls.py" in c or "train_seg.py" in c)
     token = next(c for c in commands if "target=dvae_token" in c)
     assert "tokenizer=/models/encoder.pkl" in token
     # tables exist from the start, every cell empty with its reason
     rows = read_csv(tmp_path / "results" / "tables" / "table4.csv")
     assert all(r["measured_value"] == "" and r["note"] for r in rows)
-    assert {r["note"] for r in rows if r["row"] == "MAE"} == {"run not finished"}
+    assert {r["note"] for r in rows if r["row"] == "MAE"} == {"1 of 1 runs not finished"}

@@ -14,25 +14,35 @@ from-scratch baseline with the transfers that start from it. Each run is the pro
 its resume flag on: a finished run (OUT/runs/PRESET/NAME/reproduce.done) is skipped, an interrupted
 one continues from its last checkpoint.
 
-Outputs under OUT/results/: runs/{cls,det,seg}.csv (the tools' per-run records), tables/table3.csv ..
-table7.csv (columns table,row,column,paper_value,measured_value,preset,run_dir,note), tables/tables.md,
-tables/*.png and timings.csv. Presets: tiny (generated data, a tiny ViT, the ViT-B column of every
-table at small scale, about 25 minutes on 2 CPU cores), smoke (the same graph for a few iterations:
-a pipeline check, its numbers mean nothing), paper (the real datasets and recipes, ViT-B/L/H).
+Every transfer run is repeated for the first n of the fixed SEEDS (n per transfer kind and preset;
+runs named NAME-seedS); a cell is the mean over its seeds. Outputs under OUT/results/:
+runs/{cls,det,seg}.csv (the tools' per-run records), tables/table3.csv .. table7.csv (columns
+table,row,column,paper_value,measured_value,preset,run_dir,note,measured_std,n_runs), tables/tables.md
+(mean ± std), tables/*.png, findings.csv and findings.md (the paper's findings with a verdict each,
+tools/findings.py) and timings.csv. Presets: tiny (generated data, a tiny ViT, the ViT-B column of
+every table at small scale, at most 30 minutes on 2 CPU cores), small (20x more unlabelled than
+labelled images and longer pre-training, at most 90 minutes), smoke (the same graph for a few
+iterations: a pipeline check, its numbers mean nothing), paper (the real datasets and recipes, ViT-B/L/H).
 """
 import argparse
 import csv
 import os
+import re
 import shlex
+import statistics
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 
 import _bootstrap
+import findings
 from paper_tables import OTHER_METHODS, TABLES
 
-COLUMNS = ("table", "row", "column", "paper_value", "measured_value", "preset", "run_dir", "note")
+# measured_value is the mean over the cell's seeds; the two added columns come last so that readers
+# of the original eight columns keep working
+COLUMNS = ("table", "row", "column", "paper_value", "measured_value", "preset", "run_dir", "note",
+           "measured_std", "n_runs")
 TARGETS = {"pixel (w/o norm)": "pixel", "pixel (w/ norm)": "norm_pixel", "dVAE token": "dvae_token"}
 TABLE6_DATASETS = {"iNat 2017": "inat2017", "iNat 2018": "inat2018", "iNat 2019": "inat2019",
                    "Places205": "places205", "Places365": "places365"}
@@ -78,14 +88,33 @@ class Scale:
     det_iters: int
     ade_images: tuple
     seg_iters: int
+    # transfer kind ("in1k": Tables 3 and 7's classification, "table6", "det", "seg") -> how many of
+    # SEEDS each of its cells runs; one pre-training per target (seed 0) feeds every seed
+    runs_per_cell: dict
 
+
+# Fixed before any result was seen and the same for every row of a table: a cell with n runs uses
+# the first n, so a comparison never pairs different seeds.
+SEEDS = (0, 1, 2, 3, 4)
 
 SCALES = {
+    # 30 min on 2 cores: 3 seeds where a run costs under a minute (the classification of Tables 3
+    # and 7, whose cells findings 1 and 3 compare); Table 6 (no finding), Mask R-CNN (~90 s a run)
+    # and UperNet keep one seed each, which leaves their findings "not testable" at this scale.
     "tiny": Scale(pretrain_images=1024, pretrain_epochs=30, dvae_epochs=8, in1k_images=(400, 250),
                   cls_images=(200, 100), cls_epochs=8, scratch_epochs=16, coco_images=(80, 20), det_iters=200,
-                  ade_images=(60, 20), seg_iters=150),
+                  ade_images=(60, 20), seg_iters=150, runs_per_cell=dict(in1k=3, table6=1, det=1, seg=1)),
+    # The premise of the paper at CPU scale: 20x more unlabelled (4,096) than labelled (200) images, 4x
+    # the tiny pre-training, a 500-image validation set to shrink the noise, and enough seeds to test
+    # every finding but the fourth (estimated at about 85 min on 2 cores from the tiny per-run timings).
+    "small": Scale(pretrain_images=4096, pretrain_epochs=30, dvae_epochs=6, in1k_images=(200, 500),
+                   cls_images=(200, 100), cls_epochs=20, scratch_epochs=30, coco_images=(80, 20), det_iters=200,
+                   ade_images=(60, 20), seg_iters=150, runs_per_cell=dict(in1k=5, table6=1, det=2, seg=3)),
+    # Two seeds where the chain is cheap, so that std, n_runs and the verdicts are exercised; Table 6
+    # keeps one to exercise a cell without a standard deviation.
     "smoke": Scale(pretrain_images=64, pretrain_epochs=1, dvae_epochs=1, in1k_images=(20, 10), cls_images=(20, 10),
-                   cls_epochs=1, scratch_epochs=1, coco_images=(8, 4), det_iters=2, ade_images=(8, 4), seg_iters=2),
+                   cls_epochs=1, scratch_epochs=1, coco_images=(8, 4), det_iters=2, ade_images=(8, 4), seg_iters=2,
+                   runs_per_cell=dict(in1k=2, table6=1, det=2, seg=2)),
 }
 
 
@@ -93,6 +122,8 @@ class Preset:
     """Names runs `kind-...-SIZE-SOURCE` and builds them (with their dependencies) on demand."""
 
     sizes = {}  # model size of a table column ("B", ...) -> the size label of this preset's runs
+    # one run per cell unless a preset says otherwise: at paper scale each extra seed costs GPU-days
+    runs_per_cell = dict(in1k=1, table6=1, det=1, seg=1)
 
     def __init__(self, name, out, args):
         self.name, self.args, self.root_dir = name, args, out
@@ -106,10 +137,15 @@ class Preset:
             raise Unavailable(f"preset {self.name} runs the {'/'.join('ViT-' + s for s in self.sizes)} column(s) only")
         return self.sizes[size]
 
+    def seeds(self, transfer):
+        """The seeds of every cell of one transfer kind (in1k, table6, det, seg)."""
+        return SEEDS[:self.runs_per_cell[transfer]]
+
     def get(self, name):
         if name not in self.runs:
-            kind, *parts = name.split("-")
-            run = getattr(self, kind)(*parts)
+            seeded = re.fullmatch(r"(.*)-seed(\d+)", name)  # transfer runs: NAME-seedN, the seed their last argument
+            kind, *parts = (seeded[1] if seeded else name).split("-")
+            run = getattr(self, kind)(*parts, *((int(seeded[2]),) if seeded else ()))
             run.name, run.out_dir = name, self.out(name)
             for dep in run.deps:  # an unavailable dependency makes this run unavailable too
                 self.get(dep)
@@ -120,8 +156,9 @@ class Preset:
         return os.path.abspath(os.path.join(self.runs_dir, name))
 
     def checkpoint(self, source, size):
-        """The encoder a transfer run starts from, and the run that makes it."""
-        run = f"cls-imagenet-{size}-scratch" if source == "supervised" else f"pretrain-{size}-{source}"
+        """The encoder a transfer run starts from, and the run that makes it: the "supervised" encoder is
+        the from-scratch classifier of the first seed, as there is one pre-training per MAE target."""
+        run = f"cls-imagenet-{size}-scratch-seed{SEEDS[0]}" if source == "supervised" else f"pretrain-{size}-{source}"
         return os.path.join(self.out(run), "checkpoint-last.pth"), run
 
     def csv(self, kind):
@@ -145,6 +182,7 @@ class CpuPreset(Preset):
     def __init__(self, name, out, args):
         super().__init__(name, out, args)
         self.scale = SCALES[name]
+        self.runs_per_cell = self.scale.runs_per_cell
         self.data = os.path.abspath(os.path.join(out, "data", name))
 
     def toy_data(self):
@@ -179,13 +217,13 @@ class CpuPreset(Preset):
             f"vis_every={s.pretrain_epochs}",
             f"batch_size={min(32, s.pretrain_images)}", *extra))
 
-    def cls(self, dataset, size, source):
+    def cls(self, dataset, size, source, seed):
         s = self.scale
         epochs = s.scratch_epochs if source == "scratch" else s.cls_epochs
         argv = tool("train_cls.py", "--cfg", "cls/scratch_tiny_cpu.py" if source == "scratch" else "cls/tiny_cpu.py",
                     "--dataset", dataset, "--data-root", os.path.join(self.data, "cls", dataset),
-                    "--output-dir", self.out(f"cls-{dataset}-{size}-{source}"), "--resume", "auto",
-                    f"epochs={epochs}", f"results_csv={self.csv('cls')}",
+                    "--output-dir", self.out(f"cls-{dataset}-{size}-{source}-seed{seed}"), "--resume", "auto",
+                    f"epochs={epochs}", f"seed={seed}", f"results_csv={self.csv('cls')}",
                     f"batch_size={min(32, s.cls_images[0])}")
         deps = ("toy_data",)
         if source != "scratch":
@@ -194,7 +232,7 @@ class CpuPreset(Preset):
             deps += (run,)
         return Run(argv=argv, deps=deps, results_csv=self.csv("cls"))
 
-    def det(self, size, source):
+    def det(self, size, source, seed):
         init, run = self.checkpoint(source, size)
         n, coco = self.scale.det_iters, os.path.join(self.data, "coco")
         # the recipe's steps at 89% and 96%, kept distinct and inside the schedule for very short runs
@@ -202,15 +240,15 @@ class CpuPreset(Preset):
         second = max(first + 1, int(n * 0.96))
         return Run(deps=("toy_data", run), results_csv=self.csv("det"), argv=tool(
             "train_det.py", "--cfg", "det/mask_rcnn_vit_tiny.py", "--init", init,
-            "--output-dir", self.out(f"det-{size}-{source}"), "--resume", "--results-csv", self.csv("det"),
+            "--output-dir", self.out(f"det-{size}-{source}-seed{seed}"), "--resume", "--results-csv", self.csv("det"),
             "--dataset", f"toy_coco_train={coco}/annotations/instances_train.json:{coco}/train",
             "--dataset", f"toy_coco_val={coco}/annotations/instances_val.json:{coco}/val",
             f"train.max_iter={n}", f"train.eval_period={n}",
             f"train.checkpointer.period={max(1, n // 2)}", f"lr_multiplier.scheduler.num_updates={max(n, second + 1)}",
             f"lr_multiplier.scheduler.milestones=[{first},{second}]",
-            f"lr_multiplier.warmup_length={min(0.25, 25 / n)}"))
+            f"lr_multiplier.warmup_length={min(0.25, 25 / n)}", f"train.seed={seed}"))
 
-    def seg(self, size, source):
+    def seg(self, size, source, seed):
         init, run = self.checkpoint(source, size)
         n, warmup = self.scale.seg_iters, max(1, self.scale.seg_iters // 10)
         schedule = [dict(type="LinearLR", start_factor=1e-6, by_epoch=False, begin=0, end=warmup),
@@ -218,9 +256,9 @@ class CpuPreset(Preset):
         return Run(deps=("toy_data", run), results_csv=self.csv("seg"), argv=tool(
             "train_seg.py", "--cfg", "seg/upernet_vit_tiny.py", "--init", init,
             "--data-root", os.path.join(self.data, "ade", "ADEChallengeData2016"),
-            "--work-dir", self.out(f"seg-{size}-{source}"), "--resume", "auto", "--results-csv", self.csv("seg"),
-            f"train_cfg.max_iters={n}", f"train_cfg.val_interval={n}", f"param_scheduler={schedule}",
-            f"default_hooks.checkpoint.interval={max(1, n // 2)}"))
+            "--work-dir", self.out(f"seg-{size}-{source}-seed{seed}"), "--resume", "auto", "--results-csv",
+            self.csv("seg"), f"train_cfg.max_iters={n}", f"train_cfg.val_interval={n}", f"param_scheduler={schedule}",
+            f"default_hooks.checkpoint.interval={max(1, n // 2)}", f"randomness.seed={seed}"))
 
 
 class PaperPreset(Preset):
@@ -259,14 +297,15 @@ class PaperPreset(Preset):
             "pretrain.py", "--cfg", f"pretrain/{self.PRETRAIN[size]}.py", "--data", os.path.join(self.root, "imagenet", "train"),
             "--output-dir", self.out(f"pretrain-{size}-{target}"), "--resume", "auto", f"target={target}", *extra))
 
-    def cls(self, dataset, size, source):
+    def cls(self, dataset, size, source, seed):
         recipes = self.SCRATCH if source == "scratch" else self.FINETUNE
         if size not in recipes:
             raise Unavailable(f"no {'from-scratch' if source == 'scratch' else 'fine-tuning'} recipe for ViT-{size} "
                               f"in configs/cls/ (the paper's is not verified here)")
         argv = self.torchrun("train_cls.py", "--cfg", f"cls/{recipes[size]}.py", "--dataset", dataset,
                              "--data-root", os.path.join(self.root, dataset), "--output-dir",
-                             self.out(f"cls-{dataset}-{size}-{source}"), "--resume", "auto", f"results_csv={self.csv('cls')}")
+                             self.out(f"cls-{dataset}-{size}-{source}-seed{seed}"), "--resume", "auto", f"seed={seed}",
+                             f"results_csv={self.csv('cls')}")
         deps = ()
         if source != "scratch":
             init, run = self.checkpoint(source, "H" if size == "H448" else size)
@@ -274,28 +313,30 @@ class PaperPreset(Preset):
             deps = (run,)
         return Run(argv=argv, deps=deps, results_csv=self.csv("cls"))
 
-    def det(self, size, source):
+    def det(self, size, source, seed):
         if size not in self.DET:
             raise Unavailable(f"no Mask R-CNN config for ViT-{size}")
         init, run = self.checkpoint(source, size)
         a = self.args
         return Run(deps=(run,), results_csv=self.csv("det"), argv=[
             "python", tool_path("train_det.py"), "--cfg", f"det/{self.DET[size]}.py",
-            "--init", init, "--data-root", self.root, "--output-dir", self.out(f"det-{size}-{source}"), "--resume",
-            "--results-csv", self.csv("det"), "--num-gpus", str(a.nproc_per_node), "--num-machines", str(a.nnodes),
-            "--machine-rank", str(a.node_rank), "--dist-url", f"tcp://{a.master_addr}:{a.master_port}"])
+            "--init", init, "--data-root", self.root, "--output-dir", self.out(f"det-{size}-{source}-seed{seed}"),
+            "--resume", "--results-csv", self.csv("det"), "--num-gpus", str(a.nproc_per_node), "--num-machines",
+            str(a.nnodes), "--machine-rank", str(a.node_rank), "--dist-url", f"tcp://{a.master_addr}:{a.master_port}",
+            f"train.seed={seed}"])
 
-    def seg(self, size, source):
+    def seg(self, size, source, seed):
         if size not in self.SEG:
             raise Unavailable(f"no UperNet config for ViT-{size}")
         init, run = self.checkpoint(source, size)
         return Run(deps=(run,), results_csv=self.csv("seg"), argv=self.torchrun(
             "train_seg.py", "--cfg", f"seg/{self.SEG[size]}.py", "--init", init,
-            "--data-root", os.path.join(self.root, "ADEChallengeData2016"), "--work-dir", self.out(f"seg-{size}-{source}"),
-            "--resume", "auto", "--results-csv", self.csv("seg")))
+            "--data-root", os.path.join(self.root, "ADEChallengeData2016"), "--work-dir",
+            self.out(f"seg-{size}-{source}-seed{seed}"), "--resume", "auto", "--results-csv", self.csv("seg"),
+            f"randomness.seed={seed}"))
 
 
-PRESETS = {"tiny": CpuPreset, "smoke": CpuPreset, "paper": PaperPreset}
+PRESETS = {"tiny": CpuPreset, "small": CpuPreset, "smoke": CpuPreset, "paper": PaperPreset}
 
 
 # -- cells -> runs ----------------------------------------------------------------------------------
@@ -305,31 +346,40 @@ class Cell:
     row: str
     column: str
     paper: object
-    run: str = ""  # the run whose record holds the value
+    runs: tuple = ()  # the runs (one per seed) whose records hold the values
     metric: str = ""
     note: str = ""
-    measured: object = None
+    measured: object = None  # the mean over the finished runs
+    std: object = None  # their sample standard deviation (n - 1), with two runs or more
+    n_runs: int = 0
+
+    def sample(self):
+        return findings.Sample(self.measured, float("nan") if self.std is None else self.std, self.n_runs)
 
 
 def cell_source(table, row, column, preset):
-    """(run name, metric) behind one cell; raises Unavailable with the reason when there is none."""
+    """(run names, one per seed; metric) behind one cell; raises Unavailable with the reason when there is none."""
     if row in OTHER_METHODS:
         raise Unavailable(f"{row} is another method's published result; this toolkit trains MAE and the supervised baseline")
     if table == 3:
-        return f"cls-imagenet-{preset.size(column)}-{'scratch' if row.startswith('scratch') else 'norm_pixel'}", "top1"
-    if table == 4:
-        metric, size_col = column.split(" ", 1)
+        source = "scratch" if row.startswith("scratch") else "norm_pixel"
+        run, transfer, metric = f"cls-imagenet-{preset.size(column)}-{source}", "in1k", "top1"
+    elif table == 4:
+        ap, size_col = column.split(" ", 1)
         source = "supervised" if row == "supervised" else "norm_pixel"
-        return f"det-{preset.size(size_col)}-{source}", {"APbox": "ap_box", "APmask": "ap_mask"}[metric]
-    if table == 5:
-        return f"seg-{preset.size(column)}-{'supervised' if row == 'supervised' else 'norm_pixel'}", "mIoU"
-    if table == 6:
+        run, transfer, metric = f"det-{preset.size(size_col)}-{source}", "det", {"APbox": "ap_box", "APmask": "ap_mask"}[ap]
+    elif table == 5:
+        source = "supervised" if row == "supervised" else "norm_pixel"
+        run, transfer, metric = f"seg-{preset.size(column)}-{source}", "seg", "mIoU"
+    elif table == 6:
         if column == "prev best":
             raise Unavailable("the best previously published result, not a run")
-        return f"cls-{TABLE6_DATASETS[row]}-{preset.size(column)}-norm_pixel", "top1"
-    task, size_col = column.split(" ", 1)
-    kind, metric = TABLE7_TASKS[task]
-    return f"{kind}-{preset.size(size_col)}-{TARGETS[row]}", metric
+        run, transfer, metric = f"cls-{TABLE6_DATASETS[row]}-{preset.size(column)}-norm_pixel", "table6", "top1"
+    else:
+        task, size_col = column.split(" ", 1)
+        kind, metric = TABLE7_TASKS[task]
+        run, transfer = f"{kind}-{preset.size(size_col)}-{TARGETS[row]}", {"cls-imagenet": "in1k"}.get(kind, kind)
+    return tuple(f"{run}-seed{seed}" for seed in preset.seeds(transfer)), metric
 
 
 def plan(preset, tables):
@@ -347,10 +397,11 @@ def plan(preset, tables):
                     cell.note = "no value in the paper"
                     continue
                 try:
-                    cell.run, cell.metric = cell_source(t, row, column, preset)
-                    preset.get(cell.run)
+                    cell.runs, cell.metric = cell_source(t, row, column, preset)
+                    for run in cell.runs:
+                        preset.get(run)
                 except Unavailable as e:
-                    cell.run, cell.note = "", str(e)
+                    cell.runs, cell.note = (), str(e)
     return cells
 
 
@@ -408,19 +459,25 @@ def measure(cells, preset):
     # one read per run: several cells (box and mask AP, Table 3's MAE and Table 7's norm-pixel) share runs
     records = {name: last_record(run) if run.done else None for name, run in preset.runs.items()}
     for cell in cells:
-        if cell.run:
-            record = records[cell.run]
-            if record is None:
-                cell.note = cell.note or "run not finished"
-            else:
-                cell.measured = float(record[cell.metric])
+        if not cell.runs:
+            continue
+        values = [float(records[run][cell.metric]) for run in cell.runs if records[run] is not None]
+        if len(values) < len(cell.runs):
+            cell.note = cell.note or f"{len(cell.runs) - len(values)} of {len(cell.runs)} runs not finished"
+        if values:
+            cell.measured, cell.n_runs = statistics.fmean(values), len(values)
+            cell.std = statistics.stdev(values) if len(values) > 1 else None
     for cell in cells:  # Table 7's last row: the measured difference, where both rows are measured
         if cell.table == 7 and cell.row == "difference":
-            pair = {c.row: c.measured for c in cells if c.table == 7 and c.column == cell.column}
-            if None in (pair.get("dVAE token"), pair.get("pixel (w/ norm)")):
+            pair = {c.row: c for c in cells if c.table == 7 and c.column == cell.column}
+            token, norm = pair.get("dVAE token"), pair.get("pixel (w/ norm)")
+            if token is None or norm is None or None in (token.measured, norm.measured):
                 cell.note += "; a row is not measured under this preset"
             else:
-                cell.measured = pair["dVAE token"] - pair["pixel (w/ norm)"]
+                cell.measured, cell.n_runs = token.measured - norm.measured, min(token.n_runs, norm.n_runs)
+                # the spread of one run's difference: the rows' runs are independent, so variances add
+                if None not in (token.std, norm.std):
+                    cell.std = (token.std ** 2 + norm.std ** 2) ** 0.5
 
 
 def scale_note(preset):
@@ -442,9 +499,11 @@ def write_tables(cells, preset, tables):
             writer = csv.writer(f)
             writer.writerow(COLUMNS)
             for c in (c for c in cells if c.table == t):
-                run_dir = os.path.relpath(preset.runs[c.run].out_dir, preset.root_dir) if c.run else ""
+                # every seed's run, ";"-separated: the cell is their mean
+                run_dir = ";".join(os.path.relpath(preset.runs[run].out_dir, preset.root_dir) for run in c.runs)
                 cell_note = c.note or (note if c.measured is not None else "")
-                writer.writerow([t, c.row, c.column, _fmt(c.paper), _fmt(c.measured), preset.name, run_dir, cell_note])
+                writer.writerow([t, c.row, c.column, _fmt(c.paper), _fmt(c.measured), preset.name, run_dir, cell_note,
+                                 _fmt(c.std), c.n_runs if c.measured is not None else ""])
         os.replace(path + ".tmp", path)
     with open(os.path.join(folder, "tables.md"), "w") as f:
         f.write(markdown(cells, preset, tables))
@@ -454,8 +513,17 @@ def _fmt(value):
     return "" if value is None else f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
+def mean_std(cell):
+    """'mean ± std (n=N)', 'value (n=1)' or '–'."""
+    if cell.measured is None:
+        return "–"
+    spread = f" ± {_fmt(cell.std)}" if cell.std is not None else ""
+    return f"{_fmt(cell.measured)}{spread} (n={cell.n_runs})"
+
+
 def markdown(cells, preset, tables):
-    out = [f"# MAE Tables {', '.join(map(str, tables))}: measured ({preset.name} preset) / paper\n"]
+    out = [f"# MAE Tables {', '.join(map(str, tables))}: measured ({preset.name} preset) / paper\n",
+           "Measured cells are the mean ± sample standard deviation over n runs with the same seeds in every row.\n"]
     if scale_note(preset):
         out.append(f"_{scale_note(preset)}._\n")
     for t in tables:
@@ -467,14 +535,14 @@ def markdown(cells, preset, tables):
             values = []
             for column in spec.columns:
                 c = next(c for c in cells if c.table == t and c.row == row and c.column == column)
-                values.append(f"{_fmt(c.measured) or '–'} / {_fmt(c.paper) or '–'}")
+                values.append(f"{mean_std(c)} / {_fmt(c.paper) or '–'}")
             out.append(f"| {row} | " + " | ".join(values) + " |")
     return "\n".join(out) + "\n"
 
 
 def plot(cells, preset, tables):
-    """paper_vs_measured.png: each measured cell beside the paper's value, one panel per table;
-    mae_vs_baseline.png: MAE against the supervised / from-scratch baseline on each task;
+    """paper_vs_measured.png: each measured cell (mean, ± std as an error bar) beside the paper's value,
+    one panel per table; mae_vs_baseline.png: MAE against the supervised / from-scratch baseline on each task;
     pretrain_loss.png: the pre-training loss of each target."""
     import matplotlib
 
@@ -493,7 +561,8 @@ def plot(cells, preset, tables):
             group = [c for c in measured if c.table == t]
             x = range(len(group))
             ax.bar([i - 0.2 for i in x], [c.paper for c in group], 0.4, color="0.75", label="paper")
-            ax.bar([i + 0.2 for i in x], [c.measured for c in group], 0.4, color="tab:blue", label=f"measured ({preset.name})")
+            ax.bar([i + 0.2 for i in x], [c.measured for c in group], 0.4, yerr=[c.std or 0.0 for c in group], capsize=2,
+                   color="tab:blue", label=f"measured ({preset.name}, mean ± std)")
             ax.set_xticks(list(x), [f"{c.row}\n{c.column}" for c in group], rotation=60, ha="right", fontsize=6)
             ax.set_title(f"Table {t}", fontsize=9)
             ax.tick_params(axis="y", labelsize=7)
@@ -512,11 +581,15 @@ def plot(cells, preset, tables):
             pairs.append((label, by_row[baseline], by_row["MAE"]))
     if pairs:
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
-        for ax, attr, title in ((axes[0], "measured", f"measured ({preset.name} preset)"), (axes[1], "paper", "paper (ViT-B)")):
+        for ax, attr, title in ((axes[0], "measured", f"measured ({preset.name} preset, mean ± std)"),
+                                (axes[1], "paper", "paper (ViT-B)")):
             x = range(len(pairs))
-            ax.bar([i - 0.2 for i in x], [getattr(b, attr) for _, b, _ in pairs], 0.4, color="tab:gray",
-                   label="supervised / from scratch")
-            ax.bar([i + 0.2 for i in x], [getattr(m, attr) for _, _, m in pairs], 0.4, color="tab:red", label="MAE")
+            # the paper's single values have no error bar; the measured ones show their seeds' spread
+            spread = (lambda c: c.std or 0.0) if attr == "measured" else (lambda c: 0.0)
+            ax.bar([i - 0.2 for i in x], [getattr(b, attr) for _, b, _ in pairs], 0.4,
+                   yerr=[spread(b) for _, b, _ in pairs], capsize=2, color="tab:gray", label="supervised / from scratch")
+            ax.bar([i + 0.2 for i in x], [getattr(m, attr) for _, _, m in pairs], 0.4,
+                   yerr=[spread(m) for _, _, m in pairs], capsize=2, color="tab:red", label="MAE")
             ax.set_xticks(list(x), [label for label, _, _ in pairs], fontsize=7)
             ax.set_title(title, fontsize=9)
         axes[0].legend(fontsize=7)
@@ -592,7 +665,7 @@ def main(argv=None):
 
     preset = PRESETS[args.preset](args.preset, args.out, args)
     cells = plan(preset, tables)
-    names = ordered(preset, [c.run for c in cells if c.run])
+    names = ordered(preset, [run for c in cells for run in c.runs])
     pending = [n for n in names if not preset.runs[n].done]
     print(f"[reproduce] preset {args.preset}: {len(names)} runs for tables {','.join(map(str, tables))}, "
           f"{len(names) - len(pending)} already done")
@@ -616,6 +689,12 @@ def main(argv=None):
     figures = plot(cells, preset, tables)
     tables_dir = os.path.join(preset.results, "tables")
     print(f"[reproduce] tables: {tables_dir}/table{{{','.join(map(str, tables))}}}.csv and tables.md")
+    samples = {(c.table, c.row, c.column): c.sample() for c in cells if c.measured is not None}
+    verdicts = findings.evaluate(samples, preset.name)
+    print(f"[reproduce] findings: {' and '.join(findings.write(verdicts, preset.results))}")
+    for row in verdicts:
+        where = f"Table {row['table']} {row['column']}: {row['row_a']} vs {row['row_b']}" if row.get("row_a") else ""
+        print(f"[reproduce]     finding {row['finding']} {where}: {row['verdict']}")
     for path in figures:
         print(f"[reproduce] plot: {path}")
     recon = os.path.join(preset.runs_dir, "pretrain-tiny-norm_pixel", "figures") if isinstance(preset, CpuPreset) else ""
