@@ -47,7 +47,10 @@ def test_equal_claim_needs_the_interval_inside_the_margin_and_is_contradicted_by
     tight = Sample(50.0, 0.1, 5)
     assert verdict(Sample(50.1, 0.1, 5), tight, "equal") == "reproduced"  # |d| + 2 SE = 0.23 <= margin
     assert verdict(Sample(50.5, 1.5, 2), Sample(50.0, 1.5, 2), "equal") == "within noise"  # 2 SE = 3 > margin
-    assert verdict(Sample(55.0, 1.0, 2), Sample(50.0, 1.0, 2), "equal") == "contradicted"  # 5 > 2 SE = 2
+    assert verdict(Sample(55.0, 1.0, 2), Sample(50.0, 1.0, 2), "equal") == "contradicted"  # 5 - 2 SE = 3 > margin
+    # a clear but small difference is no contradiction of "about equal": it lies inside the margin
+    assert verdict(Sample(50.6, 0.05, 5), Sample(50.0, 0.05, 5), "equal") == "reproduced"  # 0.6 + 0.06 <= 1
+    assert verdict(Sample(51.5, 0.4, 3), Sample(50.0, 0.4, 3), "equal") == "within noise"  # 1.5 -/+ 0.65 spans 1
     assert verdict(Sample(45.0, 1.0, 2), Sample(50.0, 1.0, 2), "equal") == "contradicted"  # either direction
     assert EQUIVALENCE_MARGIN == 1.0
     with pytest.raises(ValueError):

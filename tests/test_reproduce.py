@@ -61,7 +61,7 @@ def expected_verdict(row):
     d = float(row["mean_a"]) - float(row["mean_b"])
     if row["claim"] == "greater":
         return "reproduced" if d > 2 * se else "contradicted" if d < -2 * se else "within noise"
-    return "contradicted" if abs(d) > 2 * se else "reproduced" if abs(d) + 2 * se <= 1.0 else "within noise"
+    return "contradicted" if abs(d) - 2 * se > 1.0 else "reproduced" if abs(d) + 2 * se <= 1.0 else "within noise"
 
 
 @pytest.mark.slow

@@ -7,7 +7,8 @@ its pooled standard error SE = s_p * sqrt(1/n_A + 1/n_B), s_p^2 = ((n_A-1) s_A^2
 - a claim "A > B" (or "A >= B") is "reproduced" when d > 2 SE, "contradicted" when d < -2 SE and
   "within noise" otherwise;
 - a claim "A about equal to B" is "reproduced" when |d| + 2 SE <= EQUIVALENCE_MARGIN (the whole
-  interval lies inside the margin of 1 point), "contradicted" when |d| > 2 SE, and "within noise" otherwise;
+  interval lies inside the margin of 1 point), "contradicted" when |d| - 2 SE > EQUIVALENCE_MARGIN
+  (the whole interval lies outside it), and "within noise" otherwise;
 - with fewer than two runs in either row there is no standard error: "not testable".
 """
 import csv
@@ -43,8 +44,8 @@ def verdict(a, b, claim):
     d = a.mean - b.mean
     if claim == "greater":
         return "reproduced" if d > 2 * se else "contradicted" if d < -2 * se else "within noise"
-    if claim == "equal":
-        if abs(d) > 2 * se:
+    if claim == "equal":  # two one-sided tests against the margin, not a test of d = 0
+        if abs(d) - 2 * se > EQUIVALENCE_MARGIN:
             return "contradicted"
         return "reproduced" if abs(d) + 2 * se <= EQUIVALENCE_MARGIN else "within noise"
     raise ValueError(f"unknown claim {claim!r}: 'greater' or 'equal'")
