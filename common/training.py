@@ -175,7 +175,7 @@ class TrainerBase:
         cfg, model = self.cfg, self.ddp
         steps_per_epoch = n_batches // self.accum_iter
         self.optimizer.zero_grad(set_to_none=True)
-        # on the device: NCCL reduces GPU tensors only, and the sum needs no host sync per batch
+        # on the device: NCCL reduces GPU tensors only, and the sum needs no host sync
         loss_sum, seen, start = torch.zeros((), dtype=torch.float64, device=self.device), 0, time.perf_counter()
         # a context: the bar is cleared when an error stops the epoch, before its one-line message
         with tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.is_main,
@@ -205,8 +205,9 @@ class TrainerBase:
                         writer.add_scalar("train/loss", loss.item(), step)
                         writer.add_scalar("train/lr", lr, step)
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}",
-                                img_s=f"{seen * self.world / (time.perf_counter() - start):.1f}", refresh=False)
+                if self.is_main:  # loss.item() waits for the GPU: only where the bar is shown
+                    bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}",
+                                    img_s=f"{seen * self.world / (time.perf_counter() - start):.1f}", refresh=False)
         totals = torch.stack([loss_sum, torch.tensor(float(seen), dtype=torch.float64, device=self.device)])
         if self.world > 1:
             dist.all_reduce(totals)

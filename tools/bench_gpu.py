@@ -143,30 +143,9 @@ def flops_per_call(fn):
 
 
 # -- pretrain ----------------------------------------------------------------------------------------
-def mae_step(model, imgs, noise, autocast, is_hf=False):
-    import torch
-
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.95),
-                            weight_decay=0.05, fused=True)
-
-    def forward_backward():
-        with autocast():
-            loss = model(pixel_values=imgs, noise=noise).loss if is_hf else model(imgs, mask_ratio=0.75, noise=noise)[0]
-        loss.backward()
-        return loss
-
-    def step():
-        loss = forward_backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return loss
-
-    return step, forward_backward
-
-
 def part_pretrain(part):
     import torch
-    from bench_pretrain import hf_peer
+    from bench_pretrain import hf_peer, mae_step
 
     from pretrain import build_mae
 
@@ -221,6 +200,7 @@ def part_pretrain(part):
 def compile_trial(part, name, state, imgs, noise, autocast, warmup, repeats):
     """torch.compile of the whole MAE: compile time, speed, and the loss of the same batch as eager."""
     import torch
+    from bench_pretrain import mae_step
 
     from pretrain import build_mae
 
@@ -241,6 +221,7 @@ def compile_trial(part, name, state, imgs, noise, autocast, warmup, repeats):
 
 def table2(part, autocast, warmup, repeats, batch):
     import torch
+    from bench_pretrain import mae_step
 
     from pretrain import build_mae
 

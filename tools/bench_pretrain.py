@@ -78,21 +78,33 @@ def time_steps(steps_by_name, repeats, warmup):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def make_step(model, imgs, noise, precision, device, is_hf):
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=True)  # as the trainer
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext())
+def autocast_for(precision, device):
+    """A factory of the autocast context of a precision ("bf16" or "fp32")."""
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
 
-    def step():
-        with autocast:
+
+def mae_step(model, imgs, noise, autocast, is_hf=False):
+    """-> (step, forward_backward): one training step as the trainer runs it (forward + backward +
+    fused AdamW; it waits for the GPU, so a timer around it times the whole step) and the forward +
+    backward alone (for FLOP counting); both return the loss. autocast: a context factory."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.95),
+                            weight_decay=0.05, fused=True)
+
+    def forward_backward():
+        with autocast():
             loss = model(pixel_values=imgs, noise=noise).loss if is_hf else model(imgs, mask_ratio=0.75, noise=noise)[0]
         loss.backward()
+        return loss
+
+    def step():
+        loss = forward_backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        if device.type == "cuda":
+        if imgs.is_cuda:
             torch.cuda.synchronize()
+        return loss
 
-    return step
+    return step, forward_backward
 
 
 def main(argv=None):
@@ -126,9 +138,10 @@ def main(argv=None):
     for precision in args.precisions.split(","):
         ours = build_mae(args.model, norm_pix_loss=True).to(device)
         ours.load_state_dict(base.state_dict())
-        contenders = {"ours": make_step(ours, imgs, noise, precision, device, False)}
+        autocast = autocast_for(precision, device)
+        contenders = {"ours": mae_step(ours, imgs, noise, autocast)[0]}
         if not args.skip_peer:
-            contenders["hf"] = make_step(hf_peer(base, True).to(device), imgs, noise, precision, device, True)
+            contenders["hf"] = mae_step(hf_peer(base, True).to(device), imgs, noise, autocast, is_hf=True)[0]
         for who, seconds in time_steps(contenders, args.steps, args.warmup).items():
             speed[(who, precision)] = seconds
             record("peer", f"ours {args.model}" if who == "ours" else "transformers ViTMAEForPreTraining",
@@ -149,7 +162,7 @@ def main(argv=None):
             model = build_mae(args.table2_model, norm_pix_loss=True, decoder_depth=depth,
                               encoder_mask_token=mask_token_in_encoder).to(device)
             name = f"{args.table2_model} {'w/ [M]' if mask_token_in_encoder else 'w/o [M]'} dec{depth}"
-            step = make_step(model, imgs2, noise2, default_precision, device, False)
+            step = mae_step(model, imgs2, noise2, autocast_for(default_precision, device))[0]
             table2[(mask_token_in_encoder, depth)] = time_steps({name: step}, args.steps, 1)[name]
             record("table2", name, default_precision, args.table2_batch, table2[(mask_token_in_encoder, depth)])
             del model
