@@ -19,7 +19,7 @@ import sys
 import _cli
 from mmengine.hooks import Hook
 
-from common.training import append_row
+from common.results import record_result
 
 ADE_LAYOUT = "DATA_ROOT/images/{training,validation}/*.jpg and DATA_ROOT/annotations/{training,validation}/*.png " \
              "(ADEChallengeData2016)"
@@ -160,11 +160,10 @@ def results_csv(cfg, args):
 
 
 def record(cfg, args, metrics, iteration):
-    path = results_csv(cfg, args)
-    row = dict(pretrain_checkpoint=init_checkpoint(cfg, args) or "", backbone=os.path.basename(args.cfg),
-               mIoU=f"{metrics['mIoU']:.3f}", mAcc=f"{metrics['mAcc']:.3f}", aAcc=f"{metrics['aAcc']:.3f}",
-               iteration=iteration, checkpoint=args.eval_only or "", run_dir=os.path.abspath(cfg.work_dir))
-    append_row(path, row)
+    path, _ = record_result(
+        "seg", cfg.work_dir, results_csv(cfg, args), pretrain_checkpoint=init_checkpoint(cfg, args) or "",
+        backbone=os.path.basename(args.cfg), mIoU=float(metrics["mIoU"]), mAcc=float(metrics["mAcc"]),
+        aAcc=float(metrics["aAcc"]), iteration=iteration, checkpoint=args.eval_only or "")
     print(f"mIoU {metrics['mIoU']:.2f}, mAcc {metrics['mAcc']:.2f}, aAcc {metrics['aAcc']:.2f} -> {path}")
 
 
