@@ -17,7 +17,7 @@ import seg  # noqa: F401  (registers the modules)
 from common.checkpoint_files import load_file
 from common.errors import UserError
 from pretrain import MaskedAutoencoder, build_mae
-from tools.make_toy_data import write_ade20k
+from reproduction.toy_data import write_ade20k
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import _cli  # noqa: E402
