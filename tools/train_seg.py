@@ -146,8 +146,10 @@ def check_checkpoint(runner, path):
     """mmengine would load another model's checkpoint partially, with warnings only."""
     from backbones import check_same_model
     from common.checkpoint_files import CheckpointError, load_file
+    from seg import mmengine_checkpoint_globals
 
-    ckpt = load_file(path)
+    with mmengine_checkpoint_globals():  # its message hub's history buffers and numpy data
+        ckpt = load_file(path)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict) or "meta" not in ckpt:
         raise CheckpointError(f"{path} is not a checkpoint of tools/train_seg.py (mmengine's); an MAE checkpoint goes "
                               f"to --init")
@@ -167,7 +169,7 @@ def record(cfg, args, metrics, iteration):
     print(f"mIoU {metrics['mIoU']:.2f}, mAcc {metrics['mAcc']:.2f}, aAcc {metrics['aAcc']:.2f} -> {path}")
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     args = parse_args(argv)
 
     import torch
