@@ -287,7 +287,7 @@ def train(args, num_classes):
     return final.get("results")
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     args = parse_args(argv)
     if args.data_root:  # read by detectron2's builtin dataset registration at import
         os.environ["DETECTRON2_DATASETS"] = args.data_root
