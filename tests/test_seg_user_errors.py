@@ -134,6 +134,8 @@ def test_checkpoint_safety_changes_mmengine_and_torch_only_while_a_checkpoint_is
 
     original = HistoryBuffer.__getstate__
     assert original.__module__ == "mmengine.logging.history_buffer"  # importing seg left it as it was
+    process_wide = torch.serialization.get_safe_globals()  # what other libraries allow-list
+    assert HistoryBuffer not in process_wide
     seen = {}
 
     class Spy:  # pickled inside the checkpoint: what is patched at that moment
@@ -147,11 +149,11 @@ def test_checkpoint_safety_changes_mmengine_and_torch_only_while_a_checkpoint_is
     runner_module.save_checkpoint({"meta": {"iter": 1}, "message_hub": {"loss": buffer}, "spy": Spy()}, str(path))
     assert seen["getstate"] is not original  # the statistics functions are left out while writing ...
     assert HistoryBuffer.__getstate__ is original and "statistics_methods" not in buffer.__dict__  # ... only then
-    assert torch.serialization.get_safe_globals() == []
+    assert torch.serialization.get_safe_globals() == process_wide
     with pytest.raises(CheckpointError, match="HistoryBuffer"):  # not allow-listed outside a load
         load_file(str(path))
     loaded = checkpoint_module._load_checkpoint(str(path))  # mmengine's loading, as Runner.load_checkpoint calls it
     assert runner_module._load_checkpoint is checkpoint_module._load_checkpoint
     assert loaded["meta"]["iter"] == 1 and loaded["message_hub"]["loss"].current() == 1.5
     assert loaded["message_hub"]["loss"].mean() == 1.5  # the default statistics rebuilt on load
-    assert torch.serialization.get_safe_globals() == []
+    assert torch.serialization.get_safe_globals() == process_wide
