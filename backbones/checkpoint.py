@@ -5,12 +5,16 @@ project's own checkpoints (same names, {'model': ...} plus training state), timm
 and transformers' ViTMAE (ViTMAEForPreTraining or ViTMAEModel) state dicts. Loading is strict:
 a key that is neither used nor declared as dropped is an error that names it.
 """
+from __future__ import annotations
+
 import fnmatch
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from common.checkpoint_files import CheckpointError, load_file
 
@@ -22,7 +26,7 @@ MAE_DECODER_KEYS = ("mask_token", "decoder_*", "encoder_mask_token", "pca_*", "t
 CLASSIFIER_KEYS = ("head.*", "fc_norm.*")
 
 
-def check_same_model(own, sd, source):
+def check_same_model(own: Mapping[str, torch.Tensor], sd: Mapping[str, torch.Tensor], source: str) -> None:
     """Resuming or evaluating needs the checkpoint of this very model: the same keys and shapes
     (own: the model's state dict). Raises CheckpointError naming the file and the differences."""
     missing, unexpected = sorted(own.keys() - sd.keys()), sorted(sd.keys() - own.keys())
@@ -37,7 +41,7 @@ def check_same_model(own, sd, source):
                           f"that wrote it, or a new output directory to start afresh")
 
 
-def state_dict_of(obj):
+def state_dict_of(obj: object) -> dict[str, torch.Tensor]:
     """The model state dict inside a checkpoint object, converted to official MAE names."""
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
@@ -65,7 +69,7 @@ _HF_TOP = [
 _HF_STACKS = [("vit.encoder.layer", "blocks"), ("decoder.decoder_layers", "decoder_blocks")]
 
 
-def hf_vitmae_to_official(sd):
+def hf_vitmae_to_official(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if not any(k.startswith("vit.") for k in sd):  # a bare ViTMAEModel
         sd = {("vit." + k): v for k, v in sd.items()}
     out = {}
@@ -101,7 +105,7 @@ def _map_hf_key(key):
     return None
 
 
-def official_to_hf_vitmae(sd):
+def official_to_hf_vitmae(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Official MAE names -> transformers ViTMAEForPreTraining names (q, k, v split)."""
     out = {}
     for key, value in sd.items():
@@ -129,7 +133,7 @@ class LoadReport:
     dropped: list = field(default_factory=list)
     resampled: list = field(default_factory=list)
 
-    def summary(self):
+    def summary(self) -> str:
         lines = [f"loaded {len(self.loaded)} tensors"]
         if self.dropped:
             lines.append(f"dropped {len(self.dropped)} declared keys: {_short(self.dropped)}")
@@ -147,7 +151,8 @@ def _matches(key, patterns):
     return any(fnmatch.fnmatchcase(key, p) for p in patterns)
 
 
-def load_state_dict(model, sd, drop=(), allow_missing=(), source="checkpoint"):
+def load_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], drop: Sequence[str] = (),
+                    allow_missing: Sequence[str] = (), source: str = "checkpoint") -> LoadReport:
     """Strictly loads official-named tensors into model.
 
     drop: glob patterns of checkpoint keys the caller deliberately does not use (reported).
@@ -193,6 +198,6 @@ def _resample_for(model, value):
     return resample_pos_embed(value, model.pos_embed_grid, getattr(model, "num_prefix_tokens", 1))
 
 
-def load_checkpoint(model, path, drop=(), allow_missing=()):
+def load_checkpoint(model: nn.Module, path: str, drop: Sequence[str] = (), allow_missing: Sequence[str] = ()) -> LoadReport:
     """load_file + state_dict_of + load_state_dict; returns the LoadReport."""
     return load_state_dict(model, state_dict_of(load_file(path)), drop, allow_missing, source=path)

@@ -17,6 +17,8 @@ Which parameters are exempt from weight decay is the `decay_rule` option, one pe
            pos_embed; biases and rel_pos_h/w are decayed;
   "all"    every parameter decays (ViTDet's ViT-H config: weight_decay_norm=None, no overrides).
 """
+from __future__ import annotations
+
 import re
 
 import torch.nn as nn
@@ -50,7 +52,8 @@ def _exempt_from_decay(rule, name, param, norm_params):
     return False
 
 
-def param_groups(model, weight_decay: float, layer_decay: float = 1.0, num_blocks: int = None, decay_rule: str = "mae"):
+def param_groups(model: nn.Module, weight_decay: float, layer_decay: float = 1.0, num_blocks: int | None = None,
+                 decay_rule: str = "mae") -> list[dict]:
     """Groups of trainable parameters with "lr_scale" (layer_decay ** (top - layer)) and weight decay
     (0 for the parameters that decay_rule exempts, see the module docstring).
 

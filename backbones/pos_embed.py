@@ -1,4 +1,6 @@
 """Position embeddings: the official MAE 2-D sin-cos formula and resampling to another grid."""
+from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -16,7 +18,7 @@ def sincos_1d(embed_dim: int, positions: np.ndarray) -> np.ndarray:
     return np.concatenate([np.sin(out), np.cos(out)], axis=1)
 
 
-def sincos_2d(embed_dim: int, grid_size, num_prefix_tokens: int = 0) -> torch.Tensor:
+def sincos_2d(embed_dim: int, grid_size: int | tuple[int, int], num_prefix_tokens: int = 0) -> torch.Tensor:
     """Fixed 2-D sin-cos embedding of a (rows, cols) grid, row-major, as in the official MAE.
 
     The first half of the channels encodes the column index and the second half the row index
@@ -32,7 +34,8 @@ def sincos_2d(embed_dim: int, grid_size, num_prefix_tokens: int = 0) -> torch.Te
     return torch.from_numpy(emb).float().unsqueeze(0)
 
 
-def resample_pos_embed(pos_embed: torch.Tensor, new_grid, num_prefix_tokens: int = 1, old_grid=None) -> torch.Tensor:
+def resample_pos_embed(pos_embed: torch.Tensor, new_grid: int | tuple[int, int], num_prefix_tokens: int = 1,
+                       old_grid: tuple[int, int] | None = None) -> torch.Tensor:
     """Bicubic resampling of a (1, prefix + H*W, C) embedding to new_grid=(rows, cols).
 
     old_grid defaults to a square grid. Prefix tokens are kept as they are.

@@ -2,6 +2,11 @@
 segmentation: scale 4 is deconv-norm-GELU-deconv, 2 is a deconv, 1 the identity, 0.5 a max-pool
 (BEiT's UperNet neck; the A.3 design of the paper, after Li et al. 2021). 0.25 (a 4x4 max-pool)
 serves 8 px patches, whose maps have stride 8."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -9,7 +14,7 @@ import torch.nn.functional as F
 class LayerNorm2d(nn.LayerNorm):
     """LayerNorm over the channels of an (N, C, H, W) map."""
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
 
 
@@ -23,7 +28,7 @@ def _norm(kind, dim):
     raise ValueError(f"norm must be 'bn', 'syncbn' or 'ln', got {kind!r}")
 
 
-def resampler(scale, dim, norm="bn"):
+def resampler(scale: float, dim: int, norm: str = "bn") -> nn.Module:
     if scale == 4:
         return nn.Sequential(nn.ConvTranspose2d(dim, dim, 2, 2), _norm(norm, dim), nn.GELU(), nn.ConvTranspose2d(dim, dim, 2, 2))
     if scale == 2:
@@ -43,7 +48,7 @@ class MultiScaleResample(nn.Module):
         self.scales = tuple(scales)
         self.resamplers = nn.ModuleList(resampler(s, dim, norm) for s in self.scales)
 
-    def forward(self, features):
+    def forward(self, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         if len(features) != len(self.resamplers):
             raise ValueError(f"got {len(features)} feature maps for {len(self.resamplers)} scales {self.scales}")
         return [r(x) for r, x in zip(self.resamplers, features)]

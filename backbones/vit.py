@@ -5,6 +5,10 @@ State-dict names follow the official MAE / timm ViT (`patch_embed.proj`, `cls_to
 as they are. The transfer options (windowed attention, relative positions) are off by default and
 start at zero, so a pre-trained encoder computes the same function when they are turned on.
 """
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -203,27 +207,28 @@ class VisionTransformer(nn.Module):
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self.init_weights()
 
-    def init_weights(self):
+    def init_weights(self) -> None:
         """The official MAE initialisation; relative-position tables stay zero."""
         w = self.patch_embed.proj.weight.data
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         nn.init.normal_(self.cls_token, std=0.02)
         self.apply(_init_linear_and_norm)
 
-    def pos_embed_for(self, grid):
+    def pos_embed_for(self, grid: tuple[int, int]) -> torch.Tensor:
         """The position embedding (cls position first) for a patch grid, resampled if it differs."""
         return resample_pos_embed(self.pos_embed, grid, self.num_prefix_tokens, old_grid=self.pos_embed_grid)
 
-    def embed(self, imgs):
+    def embed(self, imgs: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Patch tokens plus their position embeddings (no cls token), and the grid."""
         x, grid = self.patch_embed(imgs)
         return x + self.pos_embed_for(grid)[:, self.num_prefix_tokens:], grid
 
-    def prepend_cls_token(self, x):
+    def prepend_cls_token(self, x: torch.Tensor) -> torch.Tensor:
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
         return torch.cat([cls, x], dim=1)
 
-    def run_blocks(self, x, grid=None, num_prefix_tokens=1, out_indices=()):
+    def run_blocks(self, x: torch.Tensor, grid: tuple[int, int] | None = None, num_prefix_tokens: int = 1,
+                   out_indices: Sequence[int] = ()) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Runs every block; returns the last output and the outputs of the blocks in out_indices."""
         outs = []
         for i, blk in enumerate(self.blocks):
@@ -235,7 +240,8 @@ class VisionTransformer(nn.Module):
                 outs.append(x)
         return x, outs
 
-    def forward_features(self, imgs, out_indices=(), cls_token=True):
+    def forward_features(self, imgs: torch.Tensor, out_indices: Sequence[int] = (),
+                         cls_token: bool = True) -> tuple[torch.Tensor, list[torch.Tensor], tuple[int, int]]:
         """Encodes whole images. Returns (normed tokens, [block outputs of out_indices], grid).
 
         Block outputs are taken before the final norm; with cls_token=False (dense tasks with
@@ -247,7 +253,7 @@ class VisionTransformer(nn.Module):
         x, outs = self.run_blocks(x, grid, int(cls_token), out_indices)
         return self.norm(x), outs, grid
 
-    def forward(self, imgs):
+    def forward(self, imgs: torch.Tensor) -> torch.Tensor:
         return self.forward_features(imgs)[0]
 
 
@@ -270,6 +276,6 @@ def vit_arguments(name: str) -> dict:
     return dict(patch_size=int(patch), embed_dim=dim, depth=depth, num_heads=heads)
 
 
-def build_vit(name: str, **overrides) -> "VisionTransformer":
+def build_vit(name: str, **overrides) -> VisionTransformer:
     """build_vit("vit_base_patch16", img_size=224, ...): a size from VIT_SIZES, any patch size."""
     return VisionTransformer(**{**vit_arguments(name), **overrides})

@@ -16,7 +16,8 @@ from backbones import check_same_model, param_groups
 from common.checkpoint_files import CheckpointError, load_file
 from common.errors import UserError
 from common.images import collate
-from common.training import CsvLog, TrainerBase, append_row, autocast, plain
+from common.results import record_result
+from common.training import CsvLog, TrainerBase, autocast, plain
 
 from .datasets import build_dataset
 from .lars import LARS
@@ -188,12 +189,10 @@ class ClsTrainer(TrainerBase):
         if not self.is_main:
             return
         cfg = self.cfg
-        run_dir = os.path.abspath(run_dir or cfg.output_dir)
-        path = cfg.results_csv or os.path.join(run_dir, "results.csv")
-        row = dict(pretrain_checkpoint=self.pretrain_checkpoint, backbone=cfg.backbone, dataset=cfg.dataset,
-                   mode=cfg.mode, blocks=cfg.blocks if cfg.mode == "partial" else "", resolution=cfg.input_size,
-                   top1=f"{top1:.3f}", top5=f"{top5:.3f}", epoch=epoch, run_dir=run_dir)
-        append_row(path, row)
+        path, _ = record_result("cls", run_dir or cfg.output_dir, cfg.results_csv or None,
+                                pretrain_checkpoint=self.pretrain_checkpoint, backbone=cfg.backbone,
+                                dataset=cfg.dataset, mode=cfg.mode, blocks=cfg.blocks if cfg.mode == "partial" else "",
+                                resolution=cfg.input_size, top1=float(top1), top5=float(top5), epoch=epoch)
         self.log(f"top-1 {top1:.2f}, top-5 {top5:.2f} -> {path}")
 
 

@@ -98,17 +98,6 @@ class CsvLog:
             csv.writer(f).writerow([epoch, *(_fmt(values[k]) for k in self.fields[1:])])
 
 
-def append_row(path, row):
-    """Appends one result row to a results CSV (header written with the first row)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    new = not os.path.isfile(path)
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-
-
 def _fmt(value):
     return f"{value:.6g}" if isinstance(value, float) else value
 

@@ -9,6 +9,8 @@ model's device (`common.images.normalize`, the arithmetic of ToTensor + Normaliz
 any crop needs is decoded at a reduced DCT scale (PIL's draft mode) that still leaves every crop
 at least the output's resolution.
 """
+from __future__ import annotations
+
 import math
 import os
 
@@ -26,7 +28,7 @@ LAYOUT_HELP = ("expected an ImageNet-style folder (ROOT/train/CLASS/IMAGE.JPEG, 
                "(relative paths are taken from the list's folder)")
 
 
-def list_images(source):
+def list_images(source: str) -> list[str]:
     """All image paths of a folder (recursively, sorted) or of a list file."""
     if not os.path.exists(source):
         raise FileNotFoundError(f"pre-training data {source!r} does not exist; {LAYOUT_HELP}")
@@ -75,7 +77,7 @@ class FullSizeRandomResizedCrop(transforms.RandomResizedCrop):
                               self.size, self.interpolation, antialias=self.antialias)
 
 
-def train_transform(input_size, augmentation="crop_rand"):
+def train_transform(input_size: int, augmentation: str = "crop_rand") -> transforms.Compose:
     """Pre-training augmentation, the four settings of Table 1e. crop_rand is the paper's default:
     RandomResizedCrop(0.2-1, bicubic) + flip; crop_fixed: a fixed-size random crop (of the image
     resized to input/0.875) + flip; crop_rand_jitter adds colour jitter; none: centre crop."""
@@ -95,7 +97,7 @@ def train_transform(input_size, augmentation="crop_rand"):
     return transforms.Compose([*steps, transforms.PILToTensor()])  # uint8: `normalize` on the device
 
 
-def min_decode_side(input_size, augmentation):
+def min_decode_side(input_size: int, augmentation: str) -> int:
     """The shorter image side below which decoding at a reduced scale would cost any crop resolution.
     RandomResizedCrop's smallest crop (20% of the area, aspect 3:4) has a shorter side of
     sqrt(0.2 * 3/4) = 0.39 of the image's (at least); the fixed crops resize the shorter side first."""
@@ -104,7 +106,7 @@ def min_decode_side(input_size, augmentation):
     return int(input_size / 0.875) if augmentation == "crop_fixed" else input_size
 
 
-def eval_transform(input_size):
+def eval_transform(input_size: int) -> transforms.Compose:
     return transforms.Compose([
         transforms.Resize(input_size, interpolation=transforms.InterpolationMode.BICUBIC),
         transforms.CenterCrop(input_size),
@@ -127,7 +129,7 @@ class PretrainDataset(Dataset):
         self.grid = (input_size // patch_size, input_size // patch_size)
         self.mask_ratio, self.mask_sampling, self.bad_images = mask_ratio, mask_sampling, bad_images
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self):

@@ -4,7 +4,10 @@ The encoder is the shared VisionTransformer itself (this class extends it), so i
 are exactly the official ones; the decoder adds `mask_token`, `decoder_embed`, `decoder_pos_embed`,
 `decoder_blocks.N.*`, `decoder_norm` and `decoder_pred`, also as in the official code.
 """
+from __future__ import annotations
+
 import dataclasses
+from collections.abc import Iterable
 
 import torch
 import torch.nn as nn
@@ -13,6 +16,7 @@ import torch.nn.functional as F
 from backbones.pos_embed import resample_pos_embed, sincos_2d
 from backbones.vit import VIT_SIZES, Block, VisionTransformer, _init_linear_and_norm
 
+from .config import PretrainConfig
 from .masking import sample_noise
 
 TARGETS = ("pixel", "norm_pixel", "pca", "dvae_token")
@@ -70,20 +74,20 @@ class MaskedAutoencoder(VisionTransformer):
             module.apply(_init_linear_and_norm)
 
     # -- patches ----------------------------------------------------------------------------
-    def patchify(self, imgs):
+    def patchify(self, imgs: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, h*w, p*p*C), the official order (pixels within a patch, then channel)."""
         p, c = self.patch_size, self.in_chans
         h, w = imgs.shape[2] // p, imgs.shape[3] // p
         x = imgs.reshape(imgs.shape[0], c, h, p, w, p)
         return torch.einsum("nchpwq->nhwpqc", x).reshape(imgs.shape[0], h * w, p * p * c)
 
-    def unpatchify(self, x, grid=None):
+    def unpatchify(self, x: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
         p, c = self.patch_size, self.in_chans
         h, w = grid or self.grid_size
         x = torch.einsum("nhwpqc->nchpwq", x.reshape(x.shape[0], h, w, p, p, c))
         return x.reshape(x.shape[0], c, h * p, w * p)
 
-    def targets(self, imgs):
+    def targets(self, imgs: torch.Tensor) -> torch.Tensor:
         """What the decoder predicts, per patch: (N, L, patch_dim), (N, L, pca_dim) or token ids (N, L)."""
         if self.target == "dvae_token":
             return self.tokenizer(imgs, (imgs.shape[2] // self.patch_size, imgs.shape[3] // self.patch_size))
@@ -98,10 +102,12 @@ class MaskedAutoencoder(VisionTransformer):
         return target
 
     # -- the method ----------------------------------------------------------------------------
-    def sample_noise(self, batch, grid, mask_ratio, device):
+    def sample_noise(self, batch: int, grid: tuple[int, int], mask_ratio: float,
+                     device: torch.device | str) -> torch.Tensor:
         return sample_noise(self.mask_sampling, grid, mask_ratio, batch).to(device)
 
-    def forward_encoder(self, imgs, mask_ratio, noise=None):
+    def forward_encoder(self, imgs: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, int]]:
         """Returns encoded tokens (cls first), mask (N, L; 1 = masked), ids_restore, grid."""
         x, grid = self.patch_embed(imgs)
         N, L, D = x.shape
@@ -123,7 +129,7 @@ class MaskedAutoencoder(VisionTransformer):
         x, _ = self.run_blocks(x)
         return self.norm(x), mask, ids_restore, grid
 
-    def forward_decoder(self, x, ids_restore, grid):
+    def forward_decoder(self, x: torch.Tensor, ids_restore: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         x = self.decoder_embed(x)
         if hasattr(self, "mask_token"):  # append mask tokens and unshuffle to the original order
             N, L = ids_restore.shape
@@ -135,7 +141,7 @@ class MaskedAutoencoder(VisionTransformer):
             x = blk(x)
         return self.decoder_pred(self.decoder_norm(x))[:, 1:]
 
-    def forward_loss(self, imgs, pred, mask):
+    def forward_loss(self, imgs: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.target == "dvae_token":
             loss = F.cross_entropy(pred.float().transpose(1, 2), self.targets(imgs), reduction="none")
         else:
@@ -144,7 +150,8 @@ class MaskedAutoencoder(VisionTransformer):
             return (loss * mask).sum() / mask.sum()
         return loss.mean()
 
-    def forward(self, imgs, mask_ratio=0.75, noise=None):
+    def forward(self, imgs: torch.Tensor, mask_ratio: float = 0.75, noise: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> (loss, pred (N, L, patch_dim or target dim), mask (N, L) with 1 = masked)."""
         latent, mask, ids_restore, grid = self.forward_encoder(imgs, mask_ratio, noise)
         pred = self.forward_decoder(latent, ids_restore, grid)
@@ -152,7 +159,7 @@ class MaskedAutoencoder(VisionTransformer):
 
 
 @torch.no_grad()
-def fit_pca(model, images):
+def fit_pca(model: MaskedAutoencoder, images: Iterable[torch.Tensor]) -> float:
     """Fits the PCA target basis on an iterable of image batches (N, C, H, W); returns the
     fraction of patch variance the kept components explain."""
     patches = torch.cat([model.patchify(batch.float()).flatten(0, 1) for batch in images])
@@ -175,7 +182,7 @@ MAE_MODELS = {
 }
 
 
-def build_mae(name, **overrides):
+def build_mae(name: str, **overrides) -> MaskedAutoencoder:
     """build_mae("mae_vit_base_patch16", norm_pix_loss=True, ...) with the official sizes
     (decoder 512-d, 8 blocks, 16 heads by default); any argument of MaskedAutoencoder overrides."""
     if name not in MAE_MODELS:
@@ -186,7 +193,7 @@ def build_mae(name, **overrides):
     return MaskedAutoencoder(**kwargs)
 
 
-def build_model(cfg):
+def build_model(cfg: PretrainConfig | dict) -> MaskedAutoencoder:
     """The MaskedAutoencoder a config describes (a PretrainConfig or its dict from a checkpoint)."""
     cfg = cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg)
     tokenizer = None

@@ -5,6 +5,8 @@ official code), so every strategy only has to produce noise: random is uniform n
 and grid-wise give masked patches noise >= 1 and visible patches noise < 1 (ties broken at random,
 so the number kept is always exactly len_keep).
 """
+from __future__ import annotations
+
 import math
 
 import torch
@@ -12,7 +14,8 @@ import torch
 STRATEGIES = ("random", "block", "grid")
 
 
-def sample_noise(strategy, grid, mask_ratio, batch=None, generator=None):
+def sample_noise(strategy: str, grid: tuple[int, int], mask_ratio: float, batch: int | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
     """Noise of shape (rows*cols,) or (batch, rows*cols) for a patch grid (rows, cols)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"mask_sampling must be one of {STRATEGIES}, got {strategy!r}")

@@ -7,6 +7,8 @@ The encoder architecture is the DALL-E dVAE's (the `dall-e` package). Two source
 Both read with weights_only=True: encoder.pkl pickles the whole module, so its classes are allowed
 for that one load only (a scoped allow-list, nothing global).
 """
+from __future__ import annotations
+
 import collections
 import math
 
@@ -47,16 +49,17 @@ class DiscreteVAE(nn.Module):
                                vocab_size=vocab_size, use_mixed_precision=False)
         self.requires_grad_(True)
 
-    def tokens(self, pixels):
+    def tokens(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels in [0, 1] -> token ids (N, H/8, W/8)."""
         return self.encoder(map_pixels(pixels)).argmax(1)
 
-    def decode(self, one_hot):
+    def decode(self, one_hot: torch.Tensor) -> torch.Tensor:
         """(soft) one-hot codes (N, vocab, h, w) -> pixels in [0, 1]. The decoder's first 3 channels
         are the pixel means in DALL-E's mapped space."""
         return unmap_pixels(torch.sigmoid(self.decoder(one_hot)[:, :3]))
 
-    def forward(self, pixels, tau, kl_weight):
+    def forward(self, pixels: torch.Tensor, tau: float, kl_weight: float
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """pixels in [0, 1] -> (loss, reconstruction MSE, reconstruction in [0, 1])."""
         logits = self.encoder(map_pixels(pixels))
         recon = self.decode(F.gumbel_softmax(logits, tau=tau, dim=1))
@@ -67,11 +70,11 @@ class DiscreteVAE(nn.Module):
         return mse + kl_weight * kl, mse, recon
 
 
-def map_pixels(x):
+def map_pixels(x: torch.Tensor) -> torch.Tensor:
     return (1 - 2 * LOGIT_LAPLACE_EPS) * x + LOGIT_LAPLACE_EPS
 
 
-def unmap_pixels(x):
+def unmap_pixels(x: torch.Tensor) -> torch.Tensor:
     return ((x - LOGIT_LAPLACE_EPS) / (1 - 2 * LOGIT_LAPLACE_EPS)).clamp(0, 1)
 
 
@@ -90,11 +93,11 @@ class Tokenizer(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> Tokenizer:
         return super().train(False)  # always frozen, whatever the MAE around it does
 
     @torch.no_grad()
-    def forward(self, imgs, grid):
+    def forward(self, imgs: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         pixels = (imgs.float() * self.std + self.mean).clamp(0, 1)
         size = (grid[0] * DOWNSAMPLE, grid[1] * DOWNSAMPLE)
         if pixels.shape[-2:] != size:
@@ -105,7 +108,7 @@ class Tokenizer(nn.Module):
         return logits.argmax(dim=1).flatten(1)  # (N, h*w), row-major like the patches
 
 
-def load_tokenizer(path):
+def load_tokenizer(path: str) -> Tokenizer:
     """A Tokenizer from tools/train_dvae.py's checkpoint, a state dict of DALL-E's Encoder (its
     default sizes: 8192 tokens), or DALL-E's released encoder.pkl (a pickled Encoder)."""
     Encoder, EncoderBlock, _, Conv2d = _dall_e()

@@ -1,4 +1,6 @@
 """Figure-2-style reconstructions: masked input, reconstruction (visible patches pasted back), original."""
+from __future__ import annotations
+
 import os
 
 import matplotlib
@@ -10,10 +12,11 @@ import torch  # noqa: E402
 from common.images import IMAGENET_MEAN
 
 from .data import IMAGENET_STD  # noqa: E402
+from .mae import MaskedAutoencoder  # noqa: E402
 from .masking import sample_noise  # noqa: E402
 
 
-def predicted_pixels(model, imgs, pred):
+def predicted_pixels(model: MaskedAutoencoder, imgs: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
     """Maps predictions back to (normalised-image) pixels per patch.
 
     norm_pixel predictions are de-normalised with each patch's own mean/std from the original
@@ -29,7 +32,8 @@ def predicted_pixels(model, imgs, pred):
 
 
 @torch.no_grad()
-def reconstruct(model, imgs, mask_ratio=0.75, seed=0):
+def reconstruct(model: MaskedAutoencoder, imgs: torch.Tensor, mask_ratio: float = 0.75,
+                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """-> (masked, reconstruction with visible patches pasted, original), images in [0, 1]."""
     was_training = model.training
     model.eval()
@@ -46,7 +50,8 @@ def reconstruct(model, imgs, mask_ratio=0.75, seed=0):
     return to_01(imgs * (1 - mask)), to_01(imgs * (1 - mask) + recon * mask), to_01(imgs)
 
 
-def save_reconstruction_figure(model, imgs, path, mask_ratio=0.75, seed=0, title=None):
+def save_reconstruction_figure(model: MaskedAutoencoder, imgs: torch.Tensor, path: str, mask_ratio: float = 0.75,
+                               seed: int = 0, title: str | None = None) -> str:
     masked, recon, original = (t.cpu() for t in reconstruct(model, imgs, mask_ratio, seed))
     n = len(imgs)
     fig, axes = plt.subplots(n, 3, figsize=(6, 2 * n + (0.4 if title else 0)), squeeze=False)

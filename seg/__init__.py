@@ -2,14 +2,21 @@
 layer-wise lr decay and the poly decay that ends with the run, registered in mmseg's registries. Config files load it with
 `custom_imports = dict(imports=["seg"])`."""
 from .backbone import MAEViT
-from .checkpoint_safety import allow_mmengine_checkpoints, write_checkpoints_atomically
+from .checkpoint_safety import (
+    history_buffers_without_functions,
+    load_checkpoints_safely,
+    mmengine_checkpoint_globals,
+    write_checkpoints_atomically,
+)
 from .data_checks import CheckSegMap
 from .neck import MultiScaleNeck
 from .optim import LayerDecayOptimWrapperConstructor
 from .schedule import RunLengthPolyLR
 
-allow_mmengine_checkpoints()
+# mmengine's runner writes checkpoints atomically and loads them under weights_only (checkpoint_safety.py)
 write_checkpoints_atomically()
+load_checkpoints_safely()
 
 __all__ = ["CheckSegMap", "MAEViT", "MultiScaleNeck", "LayerDecayOptimWrapperConstructor", "RunLengthPolyLR",
-           "allow_mmengine_checkpoints", "write_checkpoints_atomically"]
+           "history_buffers_without_functions", "load_checkpoints_safely", "mmengine_checkpoint_globals",
+           "write_checkpoints_atomically"]

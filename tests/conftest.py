@@ -38,7 +38,7 @@ def tiny_mae_checkpoint(tmp_path_factory):
     """A tiny MAE pre-trained for 20 epochs on 512 generated 64 px scenes (about 30 s here)."""
     from pretrain.config import PretrainConfig
     from pretrain.engine import Trainer
-    from tools.make_toy_data import write_image_folder
+    from reproduction.toy_data import write_image_folder
 
     out = tmp_path_factory.mktemp("tiny_mae")
     write_image_folder(str(out / "images"), num_images=512, size=64, seed=5)

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from cls_transfer.datasets import DATASETS, LAYOUTS, build_dataset
-from tools.make_toy_data import CLASSES, write_classification_sets
+from reproduction.toy_data import CLASSES, write_classification_sets
 
 
 @pytest.fixture(scope="module")

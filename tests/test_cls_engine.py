@@ -12,7 +12,7 @@ from conftest import TINY_ENCODER
 from cls_transfer.config import load_cls_config
 from cls_transfer.engine import ClsTrainer
 from common.errors import UserError
-from tools.make_toy_data import write_classification_sets
+from reproduction.toy_data import write_classification_sets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENCODER = TINY_ENCODER

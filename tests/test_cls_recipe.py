@@ -13,7 +13,7 @@ from cls_transfer.engine import ClsTrainer
 from cls_transfer.lars import LARS
 from cls_transfer.transforms import TFRandomResizedCrop, eval_transform
 from common.training import cosine_lr
-from tools.make_toy_data import write_classification_sets
+from reproduction.toy_data import write_classification_sets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -14,7 +14,7 @@ from det.backbone import ViTBackbone, vit_fpn, vit_simple_pyramid
 from backbones import resample_pos_embed
 from det.optim import layer_decay_params
 from pretrain import MaskedAutoencoder
-from tools.make_toy_data import write_coco
+from reproduction.toy_data import write_coco
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VIT = dict(img_size=128, patch_size=16, embed_dim=64, depth=4, num_heads=4, window_size=4)

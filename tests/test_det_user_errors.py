@@ -15,7 +15,7 @@ from detectron2.config import instantiate
 from common.checkpoint_files import CheckpointError, load_file
 from common.errors import UserError
 from pretrain import build_mae
-from tools.make_toy_data import write_coco
+from reproduction.toy_data import write_coco
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import train_det  # noqa: E402

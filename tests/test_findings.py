@@ -1,15 +1,11 @@
-"""tools/findings.py: the verdict rule from hand-made numbers (both directions, the boundary, n < 2,
+"""reproduction/findings.py: the verdict rule from hand-made numbers (both directions, the boundary, n < 2,
 the 'about equal' claim) and the findings files written from table cells."""
 import csv
 import math
-import os
-import sys
 
 import pytest
-from conftest import ROOT
 
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-from findings import EQUIVALENCE_MARGIN, Sample, evaluate, pooled_standard_error, verdict, write  # noqa: E402
+from reproduction.findings import EQUIVALENCE_MARGIN, Sample, evaluate, pooled_standard_error, verdict, write
 
 
 def test_pooled_standard_error_weights_each_row_by_its_degrees_of_freedom():

@@ -5,7 +5,7 @@ import torch
 
 from pretrain.config import PretrainConfig
 from pretrain.engine import Trainer
-from tools.make_toy_data import write_image_folder
+from reproduction.toy_data import write_image_folder
 
 TINY = dict(model="mae_vit_tiny_patch16", input_size=32, epochs=1, warmup_epochs=0, batch_size=4, num_workers=0,
             model_overrides=dict(patch_size=8, depth=1, embed_dim=32, num_heads=2, decoder_embed_dim=32,

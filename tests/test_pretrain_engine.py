@@ -19,7 +19,7 @@ from common.training import lr_at
 from pretrain.config import PretrainConfig
 from pretrain.data import list_images
 from pretrain.engine import Trainer
-from tools.make_toy_data import write_image_folder
+from reproduction.toy_data import write_image_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(model="mae_vit_tiny_patch16", input_size=32, epochs=2, warmup_epochs=1, batch_size=4,

@@ -1,6 +1,6 @@
-"""tools/reproduce.py: the whole chain at smoke scale (generate, pre-train three targets, the dVAE,
-every transfer for a few iterations and seeds), the tables it exports with their mean, std and run
-count, the findings' verdicts, resuming, and the paper preset's plan."""
+"""tools/reproduce.py (the reproduction package): the whole chain at smoke scale (generate, pre-train
+three targets, the dVAE, every transfer for a few iterations and seeds), the tables it exports with
+their mean, std and run count, the findings' verdicts, resuming, and the paper preset's plan."""
 import csv
 import math
 import os
@@ -13,9 +13,8 @@ import time
 import pytest
 from conftest import ROOT
 
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-from paper_tables import TABLES  # noqa: E402
-from reproduce import COLUMNS  # noqa: E402
+from reproduction.paper_tables import TABLES
+from reproduction.report import COLUMNS
 
 REPRODUCE = [sys.executable, os.path.join(ROOT, "tools", "reproduce.py")]
 
@@ -52,7 +51,7 @@ SMOKE_RUNS_PER_CELL = {3: 2, 4: 2, 5: 2, 6: 1, 7: 2}  # the smoke preset's seeds
 
 
 def expected_verdict(row):
-    """The rule stated in tools/findings.py, recomputed here from the numbers findings.csv reports."""
+    """The rule stated in reproduction/findings.py, recomputed here from the numbers findings.csv reports."""
     n_a, n_b = int(row["n_a"]), int(row["n_b"])
     if min(n_a, n_b) < 2:
         return "not testable"

@@ -13,7 +13,7 @@ from mmseg.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 import seg  # noqa: F401  (registers the modules)
 from conftest import tiny_mae_kwargs
 from pretrain import MaskedAutoencoder
-from tools.make_toy_data import write_ade20k
+from reproduction.toy_data import write_ade20k
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.append(os.path.join(ROOT, "tools"))  # for _bootstrap; last, so tools/pretrain.py hides no package

@@ -1,5 +1,6 @@
 """tools/train_seg.py with a user's own ADE20K-layout data, checkpoints and overrides: the right
 result, or one line `error: ...` (exit code 2) naming the file, key or setting."""
+import collections
 import csv
 import os
 import subprocess
@@ -13,11 +14,11 @@ from mmengine.config import Config
 from mmseg.registry import MODELS, TRANSFORMS
 from PIL import Image
 
-import seg  # noqa: F401  (registers the modules)
-from common.checkpoint_files import load_file
+import seg  # (registers the modules)
+from common.checkpoint_files import CheckpointError, load_file
 from common.errors import UserError
 from pretrain import MaskedAutoencoder, build_mae
-from tools.make_toy_data import write_ade20k
+from reproduction.toy_data import write_ade20k
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import _cli  # noqa: E402
@@ -107,7 +108,8 @@ def test_a_run_validates_once_writes_atomically_and_refuses_another_models_check
     assert not [f for f in os.listdir(run) if f.startswith(".tmp-")]
     line = user_error(*common[1:], "--eval-only", checkpoint, "model.decode_head.channels=64")
     assert f"{checkpoint} was written for another model" in line and "decode_head" in line
-    assert load_file(str(checkpoint))["meta"]["iter"] == 2
+    with seg.mmengine_checkpoint_globals():  # the allow-list of mmengine's plain data is scoped to a load
+        assert load_file(str(checkpoint))["meta"]["iter"] == 2
 
 
 def test_mmengine_checkpoints_are_written_atomically(tmp_path):
@@ -123,3 +125,35 @@ def test_mmengine_checkpoints_are_written_atomically(tmp_path):
     with pytest.raises(UserError, match=f"cannot write checkpoint {path}: no space left on the device"):
         runner_module.save_checkpoint({"meta": {"iter": 2}, "state_dict": {"w": Unwritable()}}, str(path))
     assert load_file(str(path))["meta"]["iter"] == 1 and os.listdir(tmp_path) == ["iter_1.pth"]
+
+
+def test_checkpoint_safety_changes_mmengine_and_torch_only_while_a_checkpoint_is_written_or_loaded(tmp_path):
+    import mmengine.runner.checkpoint as checkpoint_module
+    import mmengine.runner.runner as runner_module
+    from mmengine.logging import HistoryBuffer
+
+    original = HistoryBuffer.__getstate__
+    assert original.__module__ == "mmengine.logging.history_buffer"  # importing seg left it as it was
+    process_wide = torch.serialization.get_safe_globals()  # what other libraries allow-list
+    assert HistoryBuffer not in process_wide
+    seen = {}
+
+    class Spy:  # pickled inside the checkpoint: what is patched at that moment
+        def __reduce__(self):
+            seen["getstate"] = HistoryBuffer.__getstate__
+            return (collections.OrderedDict, ())
+
+    buffer = HistoryBuffer()
+    buffer.update(1.5)
+    path = tmp_path / "iter_1.pth"
+    runner_module.save_checkpoint({"meta": {"iter": 1}, "message_hub": {"loss": buffer}, "spy": Spy()}, str(path))
+    assert seen["getstate"] is not original  # the statistics functions are left out while writing ...
+    assert HistoryBuffer.__getstate__ is original and "statistics_methods" not in buffer.__dict__  # ... only then
+    assert torch.serialization.get_safe_globals() == process_wide
+    with pytest.raises(CheckpointError, match="HistoryBuffer"):  # not allow-listed outside a load
+        load_file(str(path))
+    loaded = checkpoint_module._load_checkpoint(str(path))  # mmengine's loading, as Runner.load_checkpoint calls it
+    assert runner_module._load_checkpoint is checkpoint_module._load_checkpoint
+    assert loaded["meta"]["iter"] == 1 and loaded["message_hub"]["loss"].current() == 1.5
+    assert loaded["message_hub"]["loss"].mean() == 1.5  # the default statistics rebuilt on load
+    assert torch.serialization.get_safe_globals() == process_wide

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tools.make_toy_data import write_classification_sets
+from reproduction.toy_data import write_classification_sets
 from tools.sweep import command, main, split_values
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -84,7 +84,7 @@ def test_load_tokenizer_reads_train_dvae_checkpoints_state_dicts_and_pickled_enc
 
 @pytest.mark.slow
 def test_train_dvae_cli_trains_resumes_and_feeds_token_pretraining(tmp_path):
-    from tools.make_toy_data import write_image_folder
+    from reproduction.toy_data import write_image_folder
 
     data = write_image_folder(str(tmp_path / "images"), 64, size=64, seed=3)
     out = tmp_path / "dvae"

@@ -16,7 +16,7 @@ def run(*args):
 
 @pytest.mark.slow
 def test_pretrain_cli_writes_checkpoint_log_and_figure_then_resumes_and_visualize_reads_it(tmp_path):
-    from tools.make_toy_data import write_image_folder
+    from reproduction.toy_data import write_image_folder
 
     data = write_image_folder(str(tmp_path / "data"), 48, size=80, seed=0)
     args = ("tools/pretrain.py", "--cfg", "pretrain/mae_vit_tiny_cpu.py", "--data", data, "--output-dir",
@@ -47,7 +47,7 @@ def test_pretrain_cli_reports_bad_input():
 def test_toy_data_is_deterministic_for_a_seed_in_every_layout(tmp_path):
     import hashlib
 
-    from tools.make_toy_data import write_ade20k, write_classification_sets, write_coco, write_image_folder
+    from reproduction.toy_data import write_ade20k, write_classification_sets, write_coco, write_image_folder
 
     def write(folder, seed):
         write_image_folder(str(folder / "pretrain"), 6, size=48, seed=seed)

@@ -25,7 +25,7 @@ from pretrain import build_mae
 from pretrain.config import PretrainConfig
 from pretrain.data import list_images
 from pretrain.engine import Trainer
-from tools.make_toy_data import write_classification_sets, write_image_folder
+from reproduction.toy_data import write_classification_sets, write_image_folder
 
 TINY_MAE = dict(patch_size=8, depth=2, embed_dim=64, num_heads=4, decoder_embed_dim=32, decoder_depth=1,
                 decoder_num_heads=4)

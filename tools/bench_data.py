@@ -66,7 +66,7 @@ def loader_images_per_s(paths, batch, workers, batches, input_size=224):
     return seen / (time.perf_counter() - start)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="500x375", help="WIDTHxHEIGHT of the generated JPEGs")
     parser.add_argument("--images", type=int, default=400)

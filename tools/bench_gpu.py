@@ -576,7 +576,7 @@ def drive(args):
     return 0 if all(row["value"].startswith("ok") for row in statuses) else 1
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="gpu_check")
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))

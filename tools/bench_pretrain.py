@@ -107,7 +107,7 @@ def mae_step(model, imgs, noise, autocast, is_hf=False):
     return step, forward_backward
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="mae_vit_base_patch16")
     parser.add_argument("--batch", type=int, default=16)

@@ -11,7 +11,7 @@ import sys
 import _cli
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     parser = _cli.ArgumentParser(description=__doc__)
     parser.add_argument("--cfg", required=True, help="config file (path or name under configs/)")
     parser.add_argument("--data", help="image folder or file list (overrides the config's data)")

@@ -126,7 +126,7 @@ def tabulate(tool, grid_keys, runs, out):
     return rows
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cfg", required=True, help="config (path or name under configs/)")
     parser.add_argument("--out", required=True, help="sweep folder: one folder per run, results.csv, summary.csv")

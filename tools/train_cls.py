@@ -16,7 +16,7 @@ import sys
 import _cli
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     parser = _cli.ArgumentParser(description=__doc__)
     parser.add_argument("--cfg", required=True, help="config file (path or name under configs/)")
     parser.add_argument("--init", help="MAE checkpoint to start from (tools/pretrain.py's or an official one); "

@@ -22,7 +22,7 @@ import sys
 
 import _cli
 
-from common.training import append_row
+from common.results import record_result
 
 COCO_LAYOUT = "DATA_ROOT/coco/{train2017,val2017}/*.jpg and DATA_ROOT/coco/annotations/instances_{train,val}2017.json"
 
@@ -192,8 +192,8 @@ def evaluate(cfg, model):
 
 def _ap(results, task):
     """COCOEvaluator gives NaN (or leaves the task out) when the model predicted nothing: AP 0."""
-    ap = results.get(task, {}).get("AP", 0.0)
-    return f"{0.0 if math.isnan(ap) else ap:.3f}"
+    ap = float(results.get(task, {}).get("AP", 0.0))
+    return 0.0 if math.isnan(ap) else ap
 
 
 def results_csv(cfg, args):
@@ -201,12 +201,11 @@ def results_csv(cfg, args):
 
 
 def record(cfg, args, results, iteration):
-    path = results_csv(cfg, args)
-    row = dict(pretrain_checkpoint=vit_node(cfg).get("init_checkpoint") or "", backbone=os.path.basename(args.cfg),
-               adapter="simple" if "net" in cfg.model.backbone else "groups",
-               ap_box=_ap(results, 'bbox'), ap_mask=_ap(results, 'segm'), iteration=iteration,
-               checkpoint=args.eval_only or "", run_dir=os.path.abspath(cfg.train.output_dir))
-    append_row(path, row)
+    path, row = record_result(
+        "det", cfg.train.output_dir, results_csv(cfg, args),
+        pretrain_checkpoint=vit_node(cfg).get("init_checkpoint") or "", backbone=os.path.basename(args.cfg),
+        adapter="simple" if "net" in cfg.model.backbone else "groups", ap_box=_ap(results, "bbox"),
+        ap_mask=_ap(results, "segm"), iteration=iteration, checkpoint=args.eval_only or "")
     logging.getLogger("detectron2").info(f"box AP {row['ap_box']}, mask AP {row['ap_mask']} -> {path}")
 
 
@@ -288,7 +287,7 @@ def train(args, num_classes):
     return final.get("results")
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     args = parse_args(argv)
     if args.data_root:  # read by detectron2's builtin dataset registration at import
         os.environ["DETECTRON2_DATASETS"] = args.data_root

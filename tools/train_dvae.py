@@ -72,7 +72,7 @@ def save_figure(model, imgs, path):
     plt.close(fig)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="image folder or file list (the pre-training images)")
     parser.add_argument("--output-dir", required=True)

@@ -19,7 +19,7 @@ import sys
 import _cli
 from mmengine.hooks import Hook
 
-from common.training import append_row
+from common.results import record_result
 
 ADE_LAYOUT = "DATA_ROOT/images/{training,validation}/*.jpg and DATA_ROOT/annotations/{training,validation}/*.png " \
              "(ADEChallengeData2016)"
@@ -146,8 +146,10 @@ def check_checkpoint(runner, path):
     """mmengine would load another model's checkpoint partially, with warnings only."""
     from backbones import check_same_model
     from common.checkpoint_files import CheckpointError, load_file
+    from seg import mmengine_checkpoint_globals
 
-    ckpt = load_file(path)
+    with mmengine_checkpoint_globals():  # its message hub's history buffers and numpy data
+        ckpt = load_file(path)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict) or "meta" not in ckpt:
         raise CheckpointError(f"{path} is not a checkpoint of tools/train_seg.py (mmengine's); an MAE checkpoint goes "
                               f"to --init")
@@ -160,15 +162,14 @@ def results_csv(cfg, args):
 
 
 def record(cfg, args, metrics, iteration):
-    path = results_csv(cfg, args)
-    row = dict(pretrain_checkpoint=init_checkpoint(cfg, args) or "", backbone=os.path.basename(args.cfg),
-               mIoU=f"{metrics['mIoU']:.3f}", mAcc=f"{metrics['mAcc']:.3f}", aAcc=f"{metrics['aAcc']:.3f}",
-               iteration=iteration, checkpoint=args.eval_only or "", run_dir=os.path.abspath(cfg.work_dir))
-    append_row(path, row)
+    path, _ = record_result(
+        "seg", cfg.work_dir, results_csv(cfg, args), pretrain_checkpoint=init_checkpoint(cfg, args) or "",
+        backbone=os.path.basename(args.cfg), mIoU=float(metrics["mIoU"]), mAcc=float(metrics["mAcc"]),
+        aAcc=float(metrics["aAcc"]), iteration=iteration, checkpoint=args.eval_only or "")
     print(f"mIoU {metrics['mIoU']:.2f}, mAcc {metrics['mAcc']:.2f}, aAcc {metrics['aAcc']:.2f} -> {path}")
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     args = parse_args(argv)
 
     import torch

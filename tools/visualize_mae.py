@@ -12,7 +12,7 @@ import sys
 import _cli
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     parser = _cli.ArgumentParser(description=__doc__)
     parser.add_argument("checkpoint")
     parser.add_argument("images", nargs="+")

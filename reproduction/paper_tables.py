@@ -1,6 +1,6 @@
 """The paper's Tables 3-7 (He et al., "Masked Autoencoders Are Scalable Vision Learners",
 arXiv:2111.06377v3): titles, columns and the published values. None = the paper's "-".
-tools/reproduce.py places its measurements beside these. Table 6 and Table 3's MAE row were checked
+reproduction/ places its measurements beside these. Table 6 and Table 3's MAE row were checked
 against the official repository's README (facebookresearch/mae); the other values are transcribed
 from the paper and not cross-checked against a second source."""
 from dataclasses import dataclass

@@ -1,0 +1,355 @@
+"""The runs of a reproduction: how a run's name becomes the command line of one of the project's tools.
+
+Run names (the one place they are defined; Preset.get parses them):
+
+    toy_data                          the generated data                     CPU presets only, in-process
+    dvae                              the dVAE tokenizer                     CPU presets only
+    pretrain-SIZE-TARGET              MAE pre-training                       TARGET: pixel, norm_pixel, dvae_token
+    cls-DATASET-SIZE-SOURCE-seedS     classification fine-tuning             DATASET: imagenet, inat2017, ...
+    det-SIZE-SOURCE-seedS             Mask R-CNN on COCO
+    seg-SIZE-SOURCE-seedS             UperNet on ADE20K
+
+SIZE is the preset's label of a table column's model (tiny for the CPU presets; B, L, H, H448 on the
+paper preset), SOURCE the encoder a transfer starts from: a TARGET's pre-training, "scratch"
+(classification only: no encoder) or "supervised" (the from-scratch ImageNet classifier of the first
+seed, cls-imagenet-SIZE-scratch-seed0), and S one of SEEDS, the last argument of the run's recipe.
+
+The run kind (the name's first part) picks the recipe, a Preset method (Preset.recipes): the tool is
+TOOLS[kind], its config CPU_CONFIGS[...] on the CPU presets, PaperPreset.PRETRAIN / FINETUNE /
+SCRATCH / DET / SEG[SIZE] on the paper preset; each method lists the tool's arguments.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository: tools/, configs/
+
+# run kind -> the tool it runs (tools/NAME)
+TOOLS = {"dvae": "train_dvae.py", "pretrain": "pretrain.py", "cls": "train_cls.py", "det": "train_det.py",
+         "seg": "train_seg.py"}
+# the configs (under configs/) of the CPU presets' runs
+CPU_CONFIGS = {"pretrain": "pretrain/mae_vit_tiny_cpu.py", "cls": "cls/tiny_cpu.py", "cls-scratch": "cls/scratch_tiny_cpu.py",
+               "det": "det/mask_rcnn_vit_tiny.py", "seg": "seg/upernet_vit_tiny.py"}
+TABLE6_DATASETS = {"iNat 2017": "inat2017", "iNat 2018": "inat2018", "iNat 2019": "inat2019",
+                   "Places205": "places205", "Places365": "places365"}
+SIZE_OF_COLUMN = {"ViT-B": "B", "ViT-L": "L", "ViT-H": "H", "ViT-H448": "H448"}
+
+
+class Unavailable(Exception):
+    """A cell this preset cannot produce; the message becomes the cell's note."""
+
+
+@dataclass
+class Run:
+    argv: list = None  # a tool's command line, or
+    func: object = None  # an in-process step (generating the toy data)
+    deps: tuple = ()  # names of the runs it needs
+    result_kind: str = ""  # transfer runs: the kind of their result row (common.results: cls, det, seg) ...
+    results_csv: str = ""  # ... and the CSV it lands in
+    name: str = ""  # set by Preset.get
+    out_dir: str = ""
+    seconds: float = 0.0
+
+    @property
+    def marker(self):
+        return os.path.join(self.out_dir, "reproduce.done")
+
+    @property
+    def done(self):
+        return os.path.isfile(self.marker)
+
+
+# -- presets -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scale:
+    """How big each step of the CPU presets is."""
+    pretrain_images: int
+    pretrain_epochs: int
+    dvae_epochs: int
+    in1k_images: tuple  # (train, val) for the ImageNet-layout fine-tuning of Tables 3 and 7
+    cls_images: tuple  # (train, val) for each Table 6 dataset
+    cls_epochs: int
+    scratch_epochs: int
+    coco_images: tuple
+    det_iters: int
+    ade_images: tuple
+    seg_iters: int
+    # transfer kind ("in1k": Tables 3 and 7's classification, "table6", "det", "seg") -> how many of
+    # SEEDS each of its cells runs; one pre-training per target (seed 0) feeds every seed
+    runs_per_cell: dict
+
+
+# Fixed before any result was seen and the same for every row of a table: a cell with n runs uses
+# the first n, so a comparison never pairs different seeds.
+SEEDS = (0, 1, 2, 3, 4)
+
+SCALES = {
+    # 30 min on 2 cores: 3 seeds where a run costs under a minute (the classification of Tables 3
+    # and 7, whose cells findings 1 and 3 compare); Table 6 (no finding), Mask R-CNN (~90 s a run)
+    # and UperNet keep one seed each, which leaves their findings "not testable" at this scale.
+    "tiny": Scale(pretrain_images=1024, pretrain_epochs=30, dvae_epochs=8, in1k_images=(400, 250),
+                  cls_images=(200, 100), cls_epochs=8, scratch_epochs=16, coco_images=(80, 20), det_iters=200,
+                  ade_images=(60, 20), seg_iters=150, runs_per_cell=dict(in1k=3, table6=1, det=1, seg=1)),
+    # The premise of the paper at CPU scale: 20x more unlabelled (4,096) than labelled (200) images, 4x
+    # the tiny pre-training, a 500-image validation set to shrink the noise, and enough seeds to test
+    # every finding but the fourth (estimated at about 85 min on 2 cores from the tiny per-run timings).
+    "small": Scale(pretrain_images=4096, pretrain_epochs=30, dvae_epochs=6, in1k_images=(200, 500),
+                   cls_images=(200, 100), cls_epochs=20, scratch_epochs=30, coco_images=(80, 20), det_iters=200,
+                   ade_images=(60, 20), seg_iters=150, runs_per_cell=dict(in1k=5, table6=1, det=2, seg=3)),
+    # Two seeds where the chain is cheap, so that std, n_runs and the verdicts are exercised; Table 6
+    # keeps one to exercise a cell without a standard deviation.
+    "smoke": Scale(pretrain_images=64, pretrain_epochs=1, dvae_epochs=1, in1k_images=(20, 10), cls_images=(20, 10),
+                   cls_epochs=1, scratch_epochs=1, coco_images=(8, 4), det_iters=2, ade_images=(8, 4), seg_iters=2,
+                   runs_per_cell=dict(in1k=2, table6=1, det=2, seg=2)),
+}
+
+
+class Preset:
+    """Names runs (the grammar above) and builds them, with their dependencies, on demand."""
+
+    sizes = {}  # model size of a table column ("B", ...) -> the size label of this preset's runs
+    # one run per cell unless a preset says otherwise: at paper scale each extra seed costs GPU-days
+    runs_per_cell = dict(in1k=1, table6=1, det=1, seg=1)
+
+    def __init__(self, name, out, args):
+        self.name, self.args, self.root_dir = name, args, out
+        self.runs_dir = os.path.join(out, "runs", name)
+        self.results = os.path.join(out, "results")
+        self.runs = {}
+
+    def recipes(self):
+        """run kind -> the method that builds its Run from the other parts of the name (and the seed)."""
+        return {"pretrain": self.pretrain, "cls": self.cls, "det": self.det, "seg": self.seg}
+
+    def size(self, column):
+        size = SIZE_OF_COLUMN[column]
+        if size not in self.sizes:
+            raise Unavailable(f"preset {self.name} runs the {'/'.join('ViT-' + s for s in self.sizes)} column(s) only")
+        return self.sizes[size]
+
+    def seeds(self, transfer):
+        """The seeds of every cell of one transfer kind (in1k, table6, det, seg)."""
+        return SEEDS[:self.runs_per_cell[transfer]]
+
+    def get(self, name):
+        if name not in self.runs:
+            seeded = re.fullmatch(r"(.*)-seed(\d+)", name)  # transfer runs: NAME-seedN, the seed their last argument
+            kind, *parts = (seeded[1] if seeded else name).split("-")
+            recipes = self.recipes()
+            if kind not in recipes:
+                raise ValueError(f"run {name!r}: preset {self.name} has no {kind!r} runs (it has {', '.join(recipes)})")
+            run = recipes[kind](*parts, *((int(seeded[2]),) if seeded else ()))
+            run.name, run.out_dir = name, self.out(name)
+            for dep in run.deps:  # an unavailable dependency makes this run unavailable too
+                self.get(dep)
+            self.runs[name] = run
+        return self.runs[name]
+
+    def out(self, name):
+        return os.path.abspath(os.path.join(self.runs_dir, name))
+
+    def checkpoint(self, source, size):
+        """The encoder a transfer run starts from, and the run that makes it: the "supervised" encoder is
+        the from-scratch classifier of the first seed, as there is one pre-training per MAE target."""
+        run = f"cls-imagenet-{size}-scratch-seed{SEEDS[0]}" if source == "supervised" else f"pretrain-{size}-{source}"
+        return os.path.join(self.out(run), "checkpoint-last.pth"), run
+
+    def csv(self, kind):
+        return os.path.abspath(os.path.join(self.results, "runs", f"{kind}.csv"))
+
+    def recorded(self, kind):
+        """The Run fields of a transfer run whose tool records a `kind` result row in results/runs/KIND.csv."""
+        return dict(result_kind=kind, results_csv=self.csv(kind))
+
+    def pretrain(self, size, target):
+        raise NotImplementedError
+
+    def cls(self, dataset, size, source, seed):
+        raise NotImplementedError
+
+    def det(self, size, source, seed):
+        raise NotImplementedError
+
+    def seg(self, size, source, seed):
+        raise NotImplementedError
+
+
+def tool_path(script):
+    return os.path.join(ROOT, "tools", script)
+
+
+def tool(script, *args):
+    return [sys.executable, tool_path(script), *map(str, args)]
+
+
+class CpuPreset(Preset):
+    """tiny / smoke / small: generated data and the tiny encoder of the *_tiny* / tiny_cpu configs
+    (ViT-Tiny width, 4 blocks, 8 px patches, 64 px; Mask R-CNN at 128 px); the ViT-B column stands for it."""
+
+    sizes = {"B": "tiny"}
+
+    def __init__(self, name, out, args):
+        super().__init__(name, out, args)
+        self.scale = SCALES[name]
+        self.runs_per_cell = self.scale.runs_per_cell
+        self.data = os.path.abspath(os.path.join(out, "data", name))
+
+    def recipes(self):
+        return {"toy_data": self.toy_data, "dvae": self.dvae, **super().recipes()}
+
+    def toy_data(self):
+        return Run(func=self.write_data)
+
+    def write_data(self):
+        from reproduction import toy_data as toy
+
+        s, d = self.scale, self.data
+        toy.write_image_folder(os.path.join(d, "pretrain"), s.pretrain_images, size=80, seed=0)
+        toy.write_classification_sets(os.path.join(d, "cls"), *s.in1k_images, size=64, seed=1, datasets=("imagenet",))
+        for k, dataset in enumerate(TABLE6_DATASETS.values()):  # each with scenes of its own
+            toy.write_classification_sets(os.path.join(d, "cls"), *s.cls_images, size=64, seed=2 + k, datasets=(dataset,))
+        toy.write_coco(os.path.join(d, "coco"), *s.coco_images, size=128, seed=8)
+        toy.write_ade20k(os.path.join(d, "ade"), *s.ade_images, size=64, seed=9)
+
+    def dvae(self):
+        s = self.scale
+        return Run(deps=("toy_data",), argv=tool(
+            TOOLS["dvae"], "--data", os.path.join(self.data, "pretrain"), "--output-dir", self.out("dvae"),
+            "--epochs", s.dvae_epochs, "--batch-size", 64 if s.pretrain_images >= 64 else s.pretrain_images, "--resume"))
+
+    def pretrain(self, size, target):
+        s, deps = self.scale, ("toy_data",)
+        extra = []
+        if target == "dvae_token":
+            extra, deps = [f"tokenizer={os.path.join(self.out('dvae'), 'dvae.pth')}"], ("toy_data", "dvae")
+        return Run(deps=deps, argv=tool(
+            TOOLS["pretrain"], "--cfg", CPU_CONFIGS["pretrain"], "--data", os.path.join(self.data, "pretrain"),
+            "--output-dir", self.out(f"pretrain-{size}-{target}"), "--resume", "auto", f"target={target}",
+            f"epochs={s.pretrain_epochs}", f"warmup_epochs={max(1, s.pretrain_epochs // 10)}",
+            f"vis_every={s.pretrain_epochs}",
+            f"batch_size={min(32, s.pretrain_images)}", *extra))
+
+    def cls(self, dataset, size, source, seed):
+        s = self.scale
+        epochs = s.scratch_epochs if source == "scratch" else s.cls_epochs
+        argv = tool(TOOLS["cls"], "--cfg", CPU_CONFIGS["cls-scratch" if source == "scratch" else "cls"],
+                    "--dataset", dataset, "--data-root", os.path.join(self.data, "cls", dataset),
+                    "--output-dir", self.out(f"cls-{dataset}-{size}-{source}-seed{seed}"), "--resume", "auto",
+                    f"epochs={epochs}", f"seed={seed}", f"results_csv={self.csv('cls')}",
+                    f"batch_size={min(32, s.cls_images[0])}")
+        deps = ("toy_data",)
+        if source != "scratch":
+            init, run = self.checkpoint(source, size)
+            argv += ["--init", init]
+            deps += (run,)
+        return Run(argv=argv, deps=deps, **self.recorded("cls"))
+
+    def det(self, size, source, seed):
+        init, run = self.checkpoint(source, size)
+        n, coco = self.scale.det_iters, os.path.join(self.data, "coco")
+        # the recipe's steps at 89% and 96%, kept distinct and inside the schedule for very short runs
+        first = max(1, int(n * 0.89))
+        second = max(first + 1, int(n * 0.96))
+        return Run(deps=("toy_data", run), **self.recorded("det"), argv=tool(
+            TOOLS["det"], "--cfg", CPU_CONFIGS["det"], "--init", init,
+            "--output-dir", self.out(f"det-{size}-{source}-seed{seed}"), "--resume", "--results-csv", self.csv("det"),
+            "--dataset", f"toy_coco_train={coco}/annotations/instances_train.json:{coco}/train",
+            "--dataset", f"toy_coco_val={coco}/annotations/instances_val.json:{coco}/val",
+            f"train.max_iter={n}", f"train.eval_period={n}",
+            f"train.checkpointer.period={max(1, n // 2)}", f"lr_multiplier.scheduler.num_updates={max(n, second + 1)}",
+            f"lr_multiplier.scheduler.milestones=[{first},{second}]",
+            f"lr_multiplier.warmup_length={min(0.25, 25 / n)}", f"train.seed={seed}"))
+
+    def seg(self, size, source, seed):
+        init, run = self.checkpoint(source, size)
+        n, warmup = self.scale.seg_iters, max(1, self.scale.seg_iters // 10)
+        schedule = [dict(type="LinearLR", start_factor=1e-6, by_epoch=False, begin=0, end=warmup),
+                    dict(type="PolyLR", power=1.0, eta_min=0.0, by_epoch=False, begin=warmup, end=n)]
+        return Run(deps=("toy_data", run), **self.recorded("seg"), argv=tool(
+            TOOLS["seg"], "--cfg", CPU_CONFIGS["seg"], "--init", init,
+            "--data-root", os.path.join(self.data, "ade", "ADEChallengeData2016"),
+            "--work-dir", self.out(f"seg-{size}-{source}-seed{seed}"), "--resume", "auto", "--results-csv",
+            self.csv("seg"), f"train_cfg.max_iters={n}", f"train_cfg.val_interval={n}", f"param_scheduler={schedule}",
+            f"default_hooks.checkpoint.interval={max(1, n // 2)}", f"randomness.seed={seed}"))
+
+
+class PaperPreset(Preset):
+    """The real datasets under --data-root and the paper's recipes, on GPUs (torchrun / Detectron2's
+    launch); the same command on every machine. The configs (under configs/) per model size:"""
+
+    sizes = {"B": "B", "L": "L", "H": "H", "H448": "H448"}
+    PRETRAIN = {"B": "mae_vit_base", "L": "mae_vit_large", "H": "mae_vit_huge"}
+    FINETUNE = {"B": "finetune_vit_b", "L": "finetune_vit_l", "H": "finetune_vit_h", "H448": "finetune_vit_h_448"}
+    SCRATCH = {"B": "scratch_vit_b"}
+    DET = {"B": "mask_rcnn_vit_b", "L": "mask_rcnn_vit_l"}
+    SEG = {"B": "upernet_vit_b", "L": "upernet_vit_l"}
+
+    def __init__(self, name, out, args):
+        super().__init__(name, out, args)
+        if not args.data_root:
+            raise SystemExit("error: --preset paper needs --data-root (holding imagenet/, coco/, ADEChallengeData2016/, "
+                             "inat2017/, inat2018/, inat2019/, places205/, places365/)")
+        self.root = os.path.abspath(args.data_root)
+
+    def torchrun(self, script, *args):
+        a = self.args
+        return ["torchrun", f"--nnodes={a.nnodes}", f"--node_rank={a.node_rank}", f"--nproc_per_node={a.nproc_per_node}",
+                f"--master_addr={a.master_addr}", f"--master_port={a.master_port}",
+                tool_path(script), *map(str, args)]
+
+    def pretrain(self, size, target):
+        if size not in self.PRETRAIN:
+            raise Unavailable(f"no pre-training config for ViT-{size}")
+        extra = []
+        if target == "dvae_token":
+            if not self.args.dalle_encoder:
+                raise Unavailable("the dVAE-token target needs DALL-E's encoder weights (--dalle-encoder encoder.pkl)")
+            extra = [f"tokenizer={os.path.abspath(self.args.dalle_encoder)}"]
+        return Run(argv=self.torchrun(
+            TOOLS["pretrain"], "--cfg", f"pretrain/{self.PRETRAIN[size]}.py", "--data",
+            os.path.join(self.root, "imagenet", "train"), "--output-dir", self.out(f"pretrain-{size}-{target}"),
+            "--resume", "auto", f"target={target}", *extra))
+
+    def cls(self, dataset, size, source, seed):
+        recipes = self.SCRATCH if source == "scratch" else self.FINETUNE
+        if size not in recipes:
+            raise Unavailable(f"no {'from-scratch' if source == 'scratch' else 'fine-tuning'} recipe for ViT-{size} "
+                              f"in configs/cls/ (the paper's is not verified here)")
+        argv = self.torchrun(TOOLS["cls"], "--cfg", f"cls/{recipes[size]}.py", "--dataset", dataset,
+                             "--data-root", os.path.join(self.root, dataset), "--output-dir",
+                             self.out(f"cls-{dataset}-{size}-{source}-seed{seed}"), "--resume", "auto", f"seed={seed}",
+                             f"results_csv={self.csv('cls')}")
+        deps = ()
+        if source != "scratch":
+            init, run = self.checkpoint(source, "H" if size == "H448" else size)
+            argv += ["--init", init]
+            deps = (run,)
+        return Run(argv=argv, deps=deps, **self.recorded("cls"))
+
+    def det(self, size, source, seed):
+        if size not in self.DET:
+            raise Unavailable(f"no Mask R-CNN config for ViT-{size}")
+        init, run = self.checkpoint(source, size)
+        a = self.args
+        return Run(deps=(run,), **self.recorded("det"), argv=[
+            "python", tool_path(TOOLS["det"]), "--cfg", f"det/{self.DET[size]}.py",
+            "--init", init, "--data-root", self.root, "--output-dir", self.out(f"det-{size}-{source}-seed{seed}"),
+            "--resume", "--results-csv", self.csv("det"), "--num-gpus", str(a.nproc_per_node), "--num-machines",
+            str(a.nnodes), "--machine-rank", str(a.node_rank), "--dist-url", f"tcp://{a.master_addr}:{a.master_port}",
+            f"train.seed={seed}"])
+
+    def seg(self, size, source, seed):
+        if size not in self.SEG:
+            raise Unavailable(f"no UperNet config for ViT-{size}")
+        init, run = self.checkpoint(source, size)
+        return Run(deps=(run,), **self.recorded("seg"), argv=self.torchrun(
+            TOOLS["seg"], "--cfg", f"seg/{self.SEG[size]}.py", "--init", init,
+            "--data-root", os.path.join(self.root, "ADEChallengeData2016"), "--work-dir",
+            self.out(f"seg-{size}-{source}-seed{seed}"), "--resume", "auto", "--results-csv", self.csv("seg"),
+            f"randomness.seed={seed}"))
+
+
+PRESETS = {"tiny": CpuPreset, "small": CpuPreset, "smoke": CpuPreset, "paper": PaperPreset}

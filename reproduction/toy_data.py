@@ -1,0 +1,238 @@
+"""Procedural scenes for CPU runs: objects of several classes (shape, colour, texture) on varied
+backgrounds (gradients, noise, crops of photos that ship inside scikit-image). Deterministic for a
+seed. Written as an ImageNet-style folder for pre-training (ROOT/train/CLASS/*.png, the class being
+the scene's largest object), as single-object labelled scenes in the published layouts of ImageNet,
+iNaturalist 2017/18/19, Places205 and Places365, as COCO instances and as an ADE20K-layout
+segmentation set. Its command line is tools/make_toy_data.py.
+"""
+import json
+import os
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+CLASSES = ("circle", "square", "triangle", "ellipse", "diamond")
+# Each class has a shape, a typical colour (jittered) and a typical texture, so that a small model
+# can tell classes apart from a few hundred images, as in a real object category.
+CLASS_COLOURS = {"circle": (220, 60, 50), "square": (60, 180, 75), "triangle": (50, 90, 220),
+                 "ellipse": (240, 200, 40), "diamond": (170, 60, 200)}
+CLASS_STRIPES = {"circle": 0.8, "square": 0.2, "triangle": 0.2, "ellipse": 0.8, "diamond": 0.5}
+
+
+def _photo_backgrounds():
+    """Photos shipped with scikit-image (no download); none if it is not installed."""
+    try:
+        from skimage import data
+    except ImportError:
+        return []
+    photos = []
+    for name in ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry"):
+        try:
+            img = getattr(data, name)()
+        except Exception:  # a data file missing from this install: use the others
+            continue
+        if img.ndim == 3 and img.shape[2] == 3:
+            photos.append(img)
+    return photos
+
+
+def _background(rng, size, photos):
+    kind = rng.integers(3 if photos else 2)
+    if kind == 0:  # two-colour gradient
+        a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        t = np.linspace(0, 1, size)[None, :, None] if rng.random() < 0.5 else np.linspace(0, 1, size)[:, None, None]
+        return np.broadcast_to(a * (1 - t) + b * t, (size, size, 3)).astype(np.uint8)
+    if kind == 1:  # smooth noise
+        small = rng.integers(0, 256, (6, 6, 3)).astype(np.uint8)
+        return np.asarray(Image.fromarray(small).resize((size, size), Image.BICUBIC))
+    photo = photos[rng.integers(len(photos))]
+    crop = int(rng.integers(size, min(photo.shape[:2]) + 1))
+    top, left = rng.integers(0, photo.shape[0] - crop + 1), rng.integers(0, photo.shape[1] - crop + 1)
+    return np.asarray(Image.fromarray(photo[top:top + crop, left:left + crop]).resize((size, size), Image.BILINEAR))
+
+
+def _polygon(cls, cx, cy, r, rng):
+    if cls == "square":
+        return [(cx - r, cy - r), (cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r)]
+    if cls == "triangle":
+        return [(cx, cy - r), (cx + r, cy + r), (cx - r, cy + r)]
+    if cls == "diamond":
+        return [(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)]
+    ry = r if cls == "circle" else r * rng.uniform(0.45, 0.75)
+    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    return [(cx + r * np.cos(a), cy + ry * np.sin(a)) for a in angles]
+
+
+def render_scene(rng, size, photos=(), max_objects=3):
+    """-> (RGB uint8 image, [dict(category, polygon, mask)]) with 1..max_objects objects, later ones on top."""
+    img = Image.fromarray(_background(rng, size, photos).copy())
+    objects = []
+    for _ in range(int(rng.integers(1, max_objects + 1))):
+        cls = CLASSES[rng.integers(len(CLASSES))]
+        r = rng.uniform(0.12, 0.3) * size
+        cx, cy = rng.uniform(r, size - r), rng.uniform(r, size - r)
+        polygon = [(float(x), float(y)) for x, y in _polygon(cls, cx, cy, r, rng)]
+        mask_img = Image.new("L", (size, size), 0)
+        ImageDraw.Draw(mask_img).polygon(polygon, fill=255)
+        mask = np.asarray(mask_img) > 0
+        colour = np.array(CLASS_COLOURS[cls]) + rng.normal(0, 30, 3)
+        texture = np.ones((size, size, 1))
+        if rng.random() < CLASS_STRIPES[cls]:
+            period = rng.integers(3, 8)
+            texture = (0.6 + 0.4 * ((np.arange(size)[None, :] // period) % 2))[..., None].repeat(size, 0)
+        fill = (colour * texture).clip(0, 255).astype(np.uint8)
+        pixels = np.asarray(img).copy()
+        pixels[mask] = fill[mask]
+        img = Image.fromarray(pixels)
+        for earlier in objects:  # keep masks exclusive: the new object occludes earlier ones
+            earlier["mask"] &= ~mask
+        objects.append({"category": cls, "polygon": polygon, "mask": mask})
+    return np.asarray(img), [o for o in objects if o["mask"].any()]
+
+
+def write_image_folder(out, num_images, size, seed):
+    rng = np.random.default_rng(seed)
+    photos = _photo_backgrounds()
+    for i in range(num_images):
+        img, objects = render_scene(rng, size, photos)
+        largest = max(objects, key=lambda o: o["mask"].sum())["category"]
+        _save(os.path.join(out, "train", largest, f"{i:06d}.png"), img)
+    return os.path.join(out, "train")
+
+
+def _labelled_scenes(rng, count, size, photos):
+    """Single-object scenes labelled by the object's class (0..len(CLASSES)-1)."""
+    scenes = []
+    for _ in range(count):
+        img, objects = render_scene(rng, size, photos, max_objects=1)
+        scenes.append((img, CLASSES.index(objects[0]["category"])))
+    return scenes
+
+
+def _save(path, img, **save_args):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(img).save(path, **save_args)
+
+
+CLASSIFICATION_LAYOUTS = ("imagenet", "inat2017", "inat2018", "inat2019", "places205", "places365")
+
+
+def write_classification_sets(out, num_train=100, num_val=40, size=48, seed=0, datasets=CLASSIFICATION_LAYOUTS):
+    """The same labelled scenes in the published layout of each classification dataset
+    (see cls_transfer.datasets.LAYOUTS): imagenet, inat2017/2018/2019, places205, places365, or
+    the subset `datasets`. iNaturalist category ids are deliberately sparse and listed out of order."""
+    unknown = set(datasets) - set(CLASSIFICATION_LAYOUTS)
+    if unknown:
+        raise ValueError(f"unknown classification layouts {sorted(unknown)}; choose from {CLASSIFICATION_LAYOUTS}")
+    rng = np.random.default_rng(seed)
+    photos = _photo_backgrounds()
+    splits = {"train": _labelled_scenes(rng, num_train, size, photos), "val": _labelled_scenes(rng, num_val, size, photos)}
+    if "imagenet" in datasets:
+        for split, scenes in splits.items():
+            for i, (img, label) in enumerate(scenes):
+                _save(os.path.join(out, "imagenet", split, CLASSES[label], f"{split}_{i:05d}.png"), img)
+    for year, folder in (("2017", "train_val_images"), ("2018", "train_val2018"), ("2019", "train_val2019")):
+        if f"inat{year}" not in datasets:
+            continue
+        root = os.path.join(out, f"inat{year}")
+        cat_ids = [1000 + 7 * k for k in range(len(CLASSES))]
+        categories = [{"id": cat_ids[k], "name": CLASSES[k], "supercategory": "Shapes"} for k in reversed(range(len(CLASSES)))]
+        for split, scenes in splits.items():
+            images, annotations = [], []
+            for i, (img, label) in enumerate(scenes):
+                file_name = f"{folder}/Shapes/{CLASSES[label]}/{split}_{i:05d}.png"
+                _save(os.path.join(root, file_name), img)
+                images.append({"id": len(images) + 1, "file_name": file_name, "width": size, "height": size})
+                annotations.append({"id": len(annotations) + 1, "image_id": images[-1]["id"], "category_id": cat_ids[label]})
+            with open(os.path.join(root, f"{split}{year}.json"), "w") as f:
+                json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
+    if "places205" in datasets:
+        _write_places205(os.path.join(out, "places205"), splits)
+    if "places365" in datasets:
+        _write_places365(os.path.join(out, "places365"), splits)
+    return {name: os.path.join(out, name) for name in datasets}
+
+
+def _write_places205(root, splits):
+    os.makedirs(os.path.join(root, "trainvalsplit_places205"), exist_ok=True)
+    for split, scenes in splits.items():
+        with open(os.path.join(root, "trainvalsplit_places205", f"{split}_places205.csv"), "w") as f:
+            for i, (img, label) in enumerate(scenes):
+                rel = f"{CLASSES[label][0]}/{CLASSES[label]}/{split}_{i:08d}.png"
+                _save(os.path.join(root, "data/vision/torralba/deeplearning/images256", rel), img)
+                f.write(f"{rel} {label}\n")
+
+
+def _write_places365(root, splits):
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "categories_places365.txt"), "w") as f:
+        f.writelines(f"/{c[0]}/{c} {k}\n" for k, c in enumerate(CLASSES))
+    with open(os.path.join(root, "places365_train_standard.txt"), "w") as f:
+        for i, (img, label) in enumerate(splits["train"]):
+            rel = f"/{CLASSES[label][0]}/{CLASSES[label]}/{i + 1:08d}.png"
+            _save(os.path.join(root, "data_256", rel.lstrip("/")), img)
+            f.write(f"{rel} {label}\n")
+    with open(os.path.join(root, "places365_val.txt"), "w") as f:
+        for i, (img, label) in enumerate(splits["val"]):
+            name = f"Places365_val_{i + 1:08d}.png"
+            _save(os.path.join(root, "val_256", name), img)
+            f.write(f"{name} {label}\n")
+
+
+def write_ade20k(out, num_train=40, num_val=10, size=64, seed=0):
+    """Multi-object scenes in the ADE20K layout: OUT/ADEChallengeData2016/images/{training,validation}/
+    ADE_*.jpg and annotations/.../ADE_*.png, label 0 = background ("other", ignored by the
+    reduce_zero_label convention) and label k + 1 for CLASSES[k]."""
+    rng = np.random.default_rng(seed)
+    photos = _photo_backgrounds()
+    root = os.path.join(out, "ADEChallengeData2016")
+    for split, count, prefix in (("training", num_train, "ADE_train"), ("validation", num_val, "ADE_val")):
+        for i in range(count):
+            img, objects = render_scene(rng, size, photos)
+            label = np.zeros((size, size), dtype=np.uint8)
+            for obj in objects:
+                label[obj["mask"]] = CLASSES.index(obj["category"]) + 1
+            name = f"{prefix}_{i + 1:08d}"
+            _save(os.path.join(root, "images", split, name + ".jpg"), img, quality=95)
+            _save(os.path.join(root, "annotations", split, name + ".png"), label)
+    return root
+
+
+def write_coco(out, num_train=60, num_val=20, size=128, seed=0):
+    """Multi-object scenes as COCO instances: OUT/{train,val}/*.jpg and OUT/annotations/
+    instances_{train,val}.json with polygon masks of the visible parts, category ids 1..len(CLASSES)."""
+    import pycocotools.mask as mask_utils
+
+    rng = np.random.default_rng(seed)
+    photos = _photo_backgrounds()
+    categories = [{"id": k + 1, "name": c, "supercategory": "shape"} for k, c in enumerate(CLASSES)]
+    paths = {}
+    for split, count in (("train", num_train), ("val", num_val)):
+        images, annotations = [], []
+        for i in range(count):
+            img, objects = render_scene(rng, size, photos)
+            file_name = f"{split}_{i:06d}.jpg"
+            _save(os.path.join(out, split, file_name), img)
+            images.append({"id": i + 1, "file_name": file_name, "height": size, "width": size})
+            for obj in objects:
+                rle = mask_utils.encode(np.asfortranarray(obj["mask"].astype(np.uint8)))
+                x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
+                segmentation = _mask_polygons(obj["mask"])
+                if not segmentation:
+                    continue
+                annotations.append({"id": len(annotations) + 1, "image_id": i + 1,
+                                    "category_id": CLASSES.index(obj["category"]) + 1, "bbox": [x, y, w, h],
+                                    "area": float(obj["mask"].sum()), "iscrowd": 0, "segmentation": segmentation})
+        os.makedirs(os.path.join(out, "annotations"), exist_ok=True)
+        paths[split] = os.path.join(out, "annotations", f"instances_{split}.json")
+        with open(paths[split], "w") as f:
+            json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
+    return {split: (paths[split], os.path.join(out, split)) for split in paths}
+
+
+def _mask_polygons(mask):
+    """Polygons (COCO's flat x, y lists) of the visible part of an object, from its mask's contours."""
+    import cv2
+
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
