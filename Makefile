@@ -8,7 +8,7 @@ setup:
 
 # Tables 3-7 at tiny scale on this CPU (tools/reproduce.py --preset tiny); resumes when run again.
 demo: setup
-	$(PY) tools/reproduce.py --preset tiny --out demo_output
+	$(PY) tools/reproduce.py --preset tiny --out demo_output --jobs 2
 
 # Everything, slow tests included (CI runs this).
 test: setup

@@ -45,6 +45,7 @@ class ClsConfig:
     # output
     output_dir: str = "runs/cls"
     save_every: int = 10
+    eval_every: int = 1  # validate every N epochs (main_finetune.py: every epoch) and after the last
     results_csv: str = ""  # "": RUN_DIR/results.csv (the output dir, or an evaluated checkpoint's folder)
 
     # what the dict fields' keys are passed to (checked when overridden)

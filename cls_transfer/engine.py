@@ -29,6 +29,8 @@ class ClsTrainer(TrainerBase):
     tag = "cls"
 
     def __init__(self, cfg, resume=None):
+        if cfg.eval_every < 1:
+            raise UserError(f"config key 'eval_every' must be at least 1 (validate every N epochs), got {cfg.eval_every}")
         self.setup(cfg)
         self.train_set = build_dataset(cfg.dataset, cfg.data_root, "train", train_transform(cfg), cfg.bad_images)
         self.val_set = build_dataset(cfg.dataset, cfg.data_root, "val", eval_transform(cfg), cfg.bad_images)
@@ -131,14 +133,18 @@ class ClsTrainer(TrainerBase):
         top1 = top5 = None
         for epoch in range(self.start_epoch, cfg.epochs):
             loss, lr = self.train_one_epoch(epoch, writer)
-            top1, top5 = self.evaluate()
+            # every eval_every epochs and always after the last, whose accuracy is the run's result
+            evaluated = (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs
+            top1, top5 = self.evaluate() if evaluated else (None, None)
             self.save(epoch + 1)
             if self.is_main:
-                writer.add_scalar("val/top1", top1, epoch + 1)
-                writer.add_scalar("val/top5", top5, epoch + 1)
+                if evaluated:
+                    writer.add_scalar("val/top1", top1, epoch + 1)
+                    writer.add_scalar("val/top5", top5, epoch + 1)
                 writer.flush()
                 csv_log.write(epoch + 1, loss=loss, lr=lr, top1=top1, top5=top5)
-                self.log(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, val top-1 {top1:.2f}, top-5 {top5:.2f}")
+                accuracy = f", val top-1 {top1:.2f}, top-5 {top5:.2f}" if evaluated else ""
+                self.log(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}{accuracy}")
         if top1 is None:  # resumed a finished run
             top1, top5 = self.evaluate()
         self.record_result(top1, top5, cfg.epochs)

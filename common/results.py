@@ -9,6 +9,7 @@ when a run was evaluated more than once). Floats are written with three decimals
 from __future__ import annotations
 
 import csv
+import fcntl
 import os
 
 # kind -> the columns of its rows, before run_dir (the same names and order the tools always wrote)
@@ -48,10 +49,10 @@ def record_result(kind: str, run_dir: str, path: str | None = None, **metrics) -
     row = {c: _cell(metrics[c]) for c in columns}
     row["run_dir"] = run_dir
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    new = not os.path.isfile(path)
     with open(path, "a", newline="") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # runs in parallel (reproduce --jobs) share one file: one header, whole rows
         writer = csv.DictWriter(f, list(row))
-        if new:
+        if os.fstat(f.fileno()).st_size == 0:
             writer.writeheader()
         writer.writerow(row)
     return path, row

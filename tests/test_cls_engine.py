@@ -84,6 +84,18 @@ def test_scratch_training_keeps_and_evaluates_an_ema(cls_data, tmp_path):
     assert read_rows(tmp_path / "cls.csv")[-1]["pretrain_checkpoint"] == "none (scratch)"
 
 
+def test_eval_every_validates_every_nth_epoch_and_the_last(cls_data, tmp_path):
+    cfg = cls_cfg(tmp_path, cls_data["places365"], dataset="places365", mode="scratch", epochs=3, eval_every=2,
+                  backbone_overrides=dict(patch_size=16, depth=1))
+    top1, _ = ClsTrainer(cfg).train()
+    log = read_rows(tmp_path / "run" / "log.csv")
+    assert [row["top1"] != "" for row in log] == [False, True, True]
+    assert float(log[-1]["top1"]) == pytest.approx(top1, abs=1e-3)
+    assert float(read_rows(tmp_path / "cls.csv")[-1]["top1"]) == pytest.approx(top1, abs=1e-3)
+    with pytest.raises(UserError, match="'eval_every' must be at least 1"):
+        ClsTrainer(cls_cfg(tmp_path, cls_data["places365"], dataset="places365", mode="scratch", eval_every=0))
+
+
 @pytest.mark.slow
 def test_two_process_evaluation_counts_every_image_once(mae_checkpoint, cls_data, tmp_path):
     ckpt_cfg = cls_cfg(tmp_path, cls_data["imagenet"], init=mae_checkpoint, epochs=1)

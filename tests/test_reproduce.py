@@ -66,7 +66,7 @@ def expected_verdict(row):
 @pytest.mark.slow
 def test_smoke_chain_writes_all_tables_from_the_run_records_and_a_rerun_only_rewrites_them(tmp_path):
     out = str(tmp_path)
-    first = reproduce("--preset", "smoke", "--out", out)
+    first = reproduce("--preset", "smoke", "--out", out, "--jobs", "2")  # two runs at a time share the result CSVs
     tables = os.path.join(out, "results", "tables")
     measured = 0
     for t, spec in TABLES.items():
@@ -190,3 +190,41 @@ def test_paper_preset_writes_torchrun_commands_in_dependency_order(tmp_path):
     rows = read_csv(tmp_path / "results" / "tables" / "table4.csv")
     assert all(r["measured_value"] == "" and r["note"] for r in rows)
     assert {r["note"] for r in rows if r["row"] == "MAE"} == {"1 of 1 runs not finished"}
+
+
+def test_parallel_runs_start_after_their_dependencies_and_a_failure_stops_new_starts(tmp_path):
+    from reproduction.recipes import Run
+    from reproduction.run import execute_all
+
+    spans = {}
+
+    def step(name, seconds=0.3, fail=False):
+        def func():
+            start = time.perf_counter()
+            time.sleep(seconds)
+            if fail:
+                raise SystemExit(f"error: {name} failed")
+            spans[name] = (start, time.perf_counter())
+        return func
+
+    class Plan:
+        runs = {"data": Run(func=step("data")), "a": Run(func=step("a"), deps=("data",)),
+                "b": Run(func=step("b"), deps=("data",)), "c": Run(func=step("c"), deps=("a", "b"))}
+
+    for name, run in Plan.runs.items():
+        run.name, run.out_dir = name, str(tmp_path / name)
+    execute_all(Plan, ["data", "a", "b", "c"], jobs=2)
+    assert spans["a"][0] >= spans["data"][1] and spans["b"][0] >= spans["data"][1]
+    assert spans["c"][0] >= max(spans["a"][1], spans["b"][1])
+    assert spans["b"][0] < spans["a"][1] and spans["a"][0] < spans["b"][1]  # a and b overlapped
+    assert all(os.path.isfile(run.marker) for run in Plan.runs.values())
+
+    spans.clear()
+    Plan.runs = {"a": Run(func=step("a", fail=True)), "b": Run(func=step("b", 0.6)), "c": Run(func=step("c"), deps=("a",)),
+                 "d": Run(func=step("d"))}
+    for name, run in Plan.runs.items():
+        run.name, run.out_dir = name, str(tmp_path / "second" / name)
+    with pytest.raises(SystemExit, match="error: a failed"):
+        execute_all(Plan, ["a", "b", "c", "d"], jobs=2)
+    assert set(spans) == {"b"}  # the run already going finished; nothing started after the failure
+    assert not os.path.isfile(Plan.runs["a"].marker) and os.path.isfile(Plan.runs["b"].marker)

@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=".", help="where data/, runs/ and results/ go (default: here)")
     parser.add_argument("--tables", default="3,4,5,6,7", help="comma-separated subset of 3,4,5,6,7")
     parser.add_argument("--dry-run", action="store_true", help="list the runs (done / pending) and stop")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="CPU presets: how many independent runs go at once, sharing the cores (make demo: 2)")
     paper = parser.add_argument_group("paper preset")
     paper.add_argument("--data-root", help="holds imagenet/, coco/, ADEChallengeData2016/, inat2017-2019/, places205/, places365/")
     paper.add_argument("--dalle-encoder", help="DALL-E's released encoder.pkl (the Table 7 token target)")
@@ -61,6 +63,10 @@ def main(argv: list[str] | None = None) -> None:
     if not set(tables) <= set(TABLES):
         parser.error(f"--tables {args.tables!r}: only tables {sorted(TABLES)} are reproduced")
 
+    if args.jobs < 1 or (args.jobs > 1 and args.preset == "paper"):
+        parser.error(f"--jobs {args.jobs}: at least 1, and 1 for the paper preset (its runs each use every GPU "
+                     f"of every machine, in the same order everywhere)")
+
     preset = PRESETS[args.preset](args.preset, args.out, args)
     cells = plan(preset, tables)
     names = ordered(preset, [run for c in cells for run in c.runs])
@@ -74,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.preset == "paper" and not args.launch:
         print(f"[reproduce] commands: {write_script(preset, names)} (or add --launch to run them here)")
     else:
-        execute_all(preset, pending, check_record=args.preset != "paper" or args.node_rank == 0)
+        execute_all(preset, pending, check_record=args.preset != "paper" or args.node_rank == 0, jobs=args.jobs)
         print(f"[reproduce] timings: {write_timings(preset, names)}")
     export(cells, preset, tables)
 
