@@ -50,6 +50,17 @@ def tiny_mae_checkpoint(tmp_path_factory):
     return str(out / "run" / "checkpoint-last.pth")
 
 
+def images_with_one_broken_file(data):
+    """8 generated 40 px scenes under data/train/CLASS/ and one file that is not an image; -> its path."""
+    from reproduction.toy_data import write_image_folder
+
+    write_image_folder(str(data), num_images=8, size=40, seed=2)
+    broken = data / "train" / "circle" / "broken.png"
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_bytes(b"not a png")
+    return broken
+
+
 def user_error(tool, *args):
     """Runs tools/<tool> and checks that it stopped as a user's mistake must: exit code 2 and ONE
     line `error: ...` on stderr, no traceback. Returns that line."""

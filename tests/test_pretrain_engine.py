@@ -11,6 +11,7 @@ import time
 import pytest
 import torch
 from PIL import Image
+from conftest import images_with_one_broken_file
 
 from common.checkpoint_files import load_file
 from common.config import apply_overrides, load_config
@@ -103,10 +104,7 @@ def test_gradient_accumulation_equals_the_large_batch(images, tmp_path):
 
 def test_bad_images_fail_or_are_skipped_and_counted(images, tmp_path):
     data = tmp_path / "data"
-    write_image_folder(str(data), num_images=8, size=40, seed=2)
-    broken = data / "train" / "circle" / "broken.png"
-    broken.parent.mkdir(parents=True, exist_ok=True)
-    broken.write_bytes(b"not a png")
+    broken = images_with_one_broken_file(data)
     with pytest.raises(Exception, match="cannot read image .*broken.png"):
         Trainer(tiny_cfg(str(data), tmp_path / "fail", epochs=1)).train()
     summary = Trainer(tiny_cfg(str(data), tmp_path / "skip", epochs=2, bad_images="skip")).train()

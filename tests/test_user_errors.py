@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, TINY_ENCODER, user_error
+from conftest import ROOT, TINY_ENCODER, images_with_one_broken_file, user_error
 from PIL import Image
 
 from cls_transfer.config import load_cls_config
@@ -173,10 +173,7 @@ def test_list_files_keep_paths_with_spaces(tmp_path):
 
 def test_bad_images_under_skip_are_counted_once_and_an_unreadable_batch_stops(images, tmp_path):
     data = tmp_path / "data"
-    write_image_folder(str(data), num_images=8, size=40, seed=2)
-    broken = data / "train" / "circle" / "broken.png"
-    broken.parent.mkdir(parents=True, exist_ok=True)
-    broken.write_bytes(b"not a png")
+    broken = images_with_one_broken_file(data)
     cfg = PretrainConfig(model="mae_vit_tiny_patch16", model_overrides=TINY_MAE, input_size=32, epochs=3,
                          warmup_epochs=1, batch_size=4, num_workers=0, vis_every=0, precision="fp32",
                          data=str(data), output_dir=str(tmp_path / "skip"), bad_images="skip")

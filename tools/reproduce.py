@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Reproduces the paper's Tables 3-7 as one dependency graph of runs, then exports the tables.
 
-  python tools/reproduce.py --preset tiny --out demo_output          # `make demo`: all on this CPU
+  python tools/reproduce.py --preset tiny --out demo_output --jobs 2  # `make demo`: all on this CPU
   python tools/reproduce.py --preset paper --data-root /data --dalle-encoder encoder.pkl \
       --nproc-per-node 8 --nnodes 4 --node-rank $RANK --master-addr $HEAD            # writes the commands
   ... --preset paper ... --launch                                    # runs them (every node, same command)
@@ -12,7 +12,7 @@ iNaturalist/Places fine-tuning, Mask R-CNN on COCO, UperNet on ADE20K) and the s
 from-scratch baseline with the transfers that start from it. Each run is the project's own tool
 (tools/pretrain.py, train_cls.py, train_det.py, train_seg.py, train_dvae.py) in a subprocess with
 its resume flag on: a finished run (OUT/runs/PRESET/NAME/reproduce.done) is skipped, an interrupted
-one continues from its last checkpoint.
+one continues from its last checkpoint. --jobs N runs up to N of them at once (CPU presets).
 
 Every transfer run is repeated for the first n of the fixed SEEDS (n per transfer kind and preset;
 runs named NAME-seedS); a cell is the mean over its seeds. Outputs under OUT/results/:
@@ -20,8 +20,9 @@ runs/{cls,det,seg}.csv (the tools' per-run records), tables/table3.csv .. table7
 table,row,column,paper_value,measured_value,preset,run_dir,note,measured_std,n_runs), tables/tables.md
 (mean ± std), tables/*.png, findings.csv and findings.md (the paper's findings with a verdict each,
 reproduction/findings.py) and timings.csv. Presets: tiny (generated data, a tiny ViT, the ViT-B column of
-every table at small scale, at most 30 minutes on 2 CPU cores), small (20x more unlabelled than
-labelled images and longer pre-training, at most 90 minutes), smoke (the same graph for a few
+every table at small scale, 5x more unlabelled than labelled images, about 30 minutes on 2 CPU
+cores), small (20x more unlabelled than labelled images, fine-tuning 100 epochs, at most 90
+minutes), smoke (the same graph for a few
 iterations: a pipeline check, its numbers mean nothing), paper (the real datasets and recipes, ViT-B/L/H).
 """
 from __future__ import annotations
