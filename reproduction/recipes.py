@@ -91,7 +91,7 @@ SCALES = {
     # Both CPU presets follow the paper's premise at their scale: far more unlabelled images (MAE
     # pre-training) than labelled ones (200 ImageNet-layout training images), and fine-tuning long
     # enough to converge, with the from-scratch classifier given twice the epochs (the paper's ViT-B:
-    # 100 fine-tuning, 300 from scratch). With 20 / 30 epochs instead, both ended far from converged
+    # 100 fine-tuning, 300 from scratch). With 8-20 (16-30) epochs instead, both ended far from converged
     # and MAE came out behind (README, "what was tried"). A 500-image validation set keeps the noise down.
     # tiny, `make demo` (--jobs 2): 5x more unlabelled images, 3 seeds for the classification cells
     # (findings 1 and 3), one for Table 6 (no finding), Mask R-CNN and UperNet (finding 2 is not
