@@ -217,8 +217,9 @@ def export(cells, preset, tables):
         print(f"[reproduce]     finding {row['finding']} {where}: {row['verdict']}")
     for path in figures:
         print(f"[reproduce] plot: {path}")
-    recon = os.path.join(preset.runs_dir, "pretrain-tiny-norm_pixel", "figures") if isinstance(preset, CpuPreset) else ""
-    if recon and os.path.isdir(recon) and os.listdir(recon):
+    # the pre-training the Table 3 MAE row starts from (its run name from the recipes)
+    recon = os.path.join(preset.out(preset.checkpoint("norm_pixel", preset.sizes["B"])[1]), "figures")
+    if isinstance(preset, CpuPreset) and os.path.isdir(recon) and os.listdir(recon):
         print(f"[reproduce] reconstructions: {os.path.join(recon, sorted(os.listdir(recon))[-1])}")
     dvae_figure = os.path.join(preset.runs_dir, "dvae", "reconstructions.png")
     if os.path.isfile(dvae_figure):

@@ -22,7 +22,7 @@ import sys
 
 import _cli
 
-from common.results import record_result
+from common.results import default_path, record_result
 
 COCO_LAYOUT = "DATA_ROOT/coco/{train2017,val2017}/*.jpg and DATA_ROOT/coco/annotations/instances_{train,val}2017.json"
 
@@ -197,7 +197,7 @@ def _ap(results, task):
 
 
 def results_csv(cfg, args):
-    return args.results_csv or os.path.join(cfg.train.output_dir, "results.csv")
+    return args.results_csv or default_path(cfg.train.output_dir)
 
 
 def record(cfg, args, results, iteration):

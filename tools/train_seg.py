@@ -19,7 +19,7 @@ import sys
 import _cli
 from mmengine.hooks import Hook
 
-from common.results import record_result
+from common.results import default_path, record_result
 
 ADE_LAYOUT = "DATA_ROOT/images/{training,validation}/*.jpg and DATA_ROOT/annotations/{training,validation}/*.png " \
              "(ADEChallengeData2016)"
@@ -158,7 +158,7 @@ def check_checkpoint(runner, path):
 
 
 def results_csv(cfg, args):
-    return args.results_csv or os.path.join(cfg.work_dir, "results.csv")
+    return args.results_csv or default_path(cfg.work_dir)
 
 
 def record(cfg, args, metrics, iteration):
