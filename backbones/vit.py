@@ -190,6 +190,9 @@ class VisionTransformer(nn.Module):
         super().__init__()
         self.embed_dim, self.depth, self.num_heads = embed_dim, depth, num_heads
         self.patch_size, self.in_chans = patch_size, in_chans
+        if any(size % patch_size or size < patch_size for size in _pair(img_size)):
+            raise ValueError(f"input size {img_size} is not a multiple of the patch size {patch_size}: set the input "
+                             f"size (input_size, img_size) to a multiple of {patch_size}")
         self.grid_size = tuple(s // patch_size for s in _pair(img_size))
         self.pos_embed_grid = tuple(s // patch_size for s in _pair(pos_embed_size or img_size))
         self.num_prefix_tokens = 1

@@ -48,6 +48,13 @@ class ClsConfig:
     eval_every: int = 1  # validate every N epochs (main_finetune.py: every epoch) and after the last
     results_csv: str = ""  # "": RUN_DIR/results.csv (the output dir, or an evaluated checkpoint's folder)
 
+    # the valid intervals (common.config.check_ranges, before training)
+    ranges = {"blocks": "[0, inf)", "drop_path": "[0, 1)", "input_size": "[1, inf)", "eval_crop_pct": "(0, 1]",
+              "num_workers": "[0, inf)", "reprob": "[0, 1]", "mixup": "[0, inf)", "cutmix": "[0, inf)",
+              "smoothing": "[0, 1)", "epochs": "[1, inf)", "warmup_epochs": "[0, inf)", "batch_size": "[1, inf)",
+              "total_batch_size": "[0, inf)", "blr": "(0, inf)", "min_lr": "[0, inf)", "weight_decay": "[0, inf)",
+              "layer_decay": "(0, 1]", "betas": "[0, 1)", "momentum": "[0, 1)", "clip_grad": "[0, inf)",
+              "ema_decay": "[0, 1)", "save_every": "[1, inf)", "eval_every": "[1, inf)"}
     # what the dict fields' keys are passed to (checked when overridden)
     argument_groups = {"backbone_overrides": lambda: _classifier_class()}
 

@@ -29,8 +29,6 @@ class ClsTrainer(TrainerBase):
     tag = "cls"
 
     def __init__(self, cfg, resume=None):
-        if cfg.eval_every < 1:
-            raise UserError(f"config key 'eval_every' must be at least 1 (validate every N epochs), got {cfg.eval_every}")
         self.setup(cfg)
         self.train_set = build_dataset(cfg.dataset, cfg.data_root, "train", train_transform(cfg), cfg.bad_images)
         self.val_set = build_dataset(cfg.dataset, cfg.data_root, "val", eval_transform(cfg), cfg.bad_images)
@@ -119,9 +117,8 @@ class ClsTrainer(TrainerBase):
         self.save_checkpoint(state, epoch)
 
     # -- loops -----------------------------------------------------------------------------------
-    def train(self):
+    def fit(self):
         cfg = self.cfg
-        os.makedirs(cfg.output_dir, exist_ok=True)
         writer = csv_log = None
         if self.is_main:
             from torch.utils.tensorboard import SummaryWriter

@@ -1,10 +1,13 @@
 """Checkpoint files: loading with weights_only=True (errors name the file) and atomic writing."""
 import argparse
+import contextlib
 import errno
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
 
 import torch
 
@@ -37,24 +40,46 @@ def load_file(path):
 
 def save_file(obj, path):
     """Atomic save: a temporary file in the same folder, fsync, then rename over the target. A failed
-    write (a full disk) raises CheckpointError and leaves the existing files as they were."""
+    write (a full disk) raises CheckpointError and leaves the existing files as they were; Ctrl-C or
+    SIGTERM during the write takes effect once the checkpoint is complete."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pth", dir=folder)
+    with _signals_deferred():
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pth", dir=folder)
+        os.close(fd)
+        try:
+            # a path, not a Python file object: torch's C++ writer then never calls back into Python, where
+            # an interrupt left it writing to a closed file from its destructor (SIGABRT)
+            torch.save(obj, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a checkpoint gets a normal file's mode
+            os.replace(tmp, path)
+        except BaseException as e:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            if isinstance(e, (OSError, RuntimeError)):  # torch reports a failed write as a RuntimeError
+                raise CheckpointError(f"cannot write checkpoint {path}: {_write_failure(e, folder)}; the files already "
+                                      f"in {folder} are untouched: free space there, then continue with --resume auto") from e
+            raise
+
+
+@contextlib.contextmanager
+def _signals_deferred(signals=(signal.SIGINT, signal.SIGTERM)):
+    """Holds back the given signals (delivered once the block is left) in the main thread, where Python
+    handles them; other threads never receive Python-level signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending = []
+    previous = {s: signal.signal(s, lambda number, frame: pending.append(number)) for s in signals}
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a checkpoint gets a normal file's mode
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if isinstance(e, (OSError, RuntimeError)):  # torch reports a failed write as a RuntimeError
-            raise CheckpointError(f"cannot write checkpoint {path}: {_write_failure(e, folder)}; the files already "
-                                  f"in {folder} are untouched: free space there, then continue with --resume auto") from e
-        raise
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        for s in dict.fromkeys(pending):
+            signal.raise_signal(s)
 
 
 def _umask():

@@ -1,6 +1,7 @@
 """Config files as plain Python: a file defines `config = SomeConfig(...)` (a dataclass), `derive`
 makes a neighbour with some fields changed, and key=value overrides are checked against the fields
-(and, for dict fields, against the arguments of what they are passed to)."""
+(and, for dict fields, against the arguments of what they are passed to); `check_ranges` checks a
+config's numbers against the intervals its class declares."""
 import ast
 import dataclasses
 import inspect
@@ -75,6 +76,24 @@ def _literal(raw):
         return ast.literal_eval(raw)
     except (ValueError, SyntaxError):
         return raw
+
+
+def check_ranges(cfg):
+    """Every setting named in the config class's `ranges` ({name: "[low, high)"}, interval notation,
+    inf allowed; a tuple's items each) lies in its interval; else one line naming it and the range."""
+    for name, interval in type(cfg).ranges.items():
+        value = getattr(cfg, name)
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        if value is not None and not all(within(item, interval) for item in items):
+            raise UserError(f"{name}={value!r} is out of range: it must be in {interval}")
+
+
+def within(value, interval):
+    """value in an interval written "[low, high)" (inf allowed)."""
+    low, high = (float(bound) for bound in interval[1:-1].split(","))
+    above = low <= value if interval[0] == "[" else low < value
+    below = value <= high if interval[-1] == "]" else value < high
+    return above and below
 
 
 def derive(base_file, **changes):

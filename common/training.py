@@ -12,7 +12,9 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from .checkpoint_files import save_file
+from .config import check_ranges
 from .errors import UserError
+from .run_lock import owned_output_dir
 
 
 def init_distributed():
@@ -113,12 +115,14 @@ def plain(obj):
 
 class TrainerBase:
     """What the torch-only trainers share: process set-up, the batch plan, logging, the NaN guard,
-    the optimizer step and atomic checkpoints (checkpoint-last.pth every epoch, numbered ones every
-    save_every epochs). Subclasses set `tag`, `self.model`, `self.optimizer`, `self.scaler`."""
+    the optimizer step, atomic checkpoints (checkpoint-last.pth every epoch, numbered ones every
+    save_every epochs) and the output folder's lock. Subclasses set `tag`, `self.model`,
+    `self.optimizer`, `self.scaler` and define fit(), the training loop that train() runs."""
 
     tag = "train"
 
     def setup(self, cfg):
+        check_ranges(cfg)
         self.cfg = cfg
         self.rank, self.world, self.device = init_distributed()
         self.is_main = self.rank == 0
@@ -127,6 +131,31 @@ class TrainerBase:
         self.lr = cfg.blr * total / 256  # the paper's linear scaling rule
         self.last_path = os.path.join(cfg.output_dir, "checkpoint-last.pth")
         torch.manual_seed(cfg.seed + self.rank)
+
+    def train(self):
+        """fit() (the subclass's training loop) while this run owns its output folder."""
+        with self.output_dir_owned():
+            return self.fit()
+
+    @contextlib.contextmanager
+    def output_dir_owned(self):
+        """The output folder is this run's alone while it trains: global rank 0 holds its lock, and every
+        rank stops when another run holds it (rank 0 says why)."""
+        os.makedirs(self.cfg.output_dir, exist_ok=True)
+        with contextlib.ExitStack() as owned:
+            refusal = [None]
+            if self.is_main:
+                try:
+                    owned.enter_context(owned_output_dir(self.cfg.output_dir, self.log))
+                except UserError as e:
+                    refusal = [str(e)]
+            if self.world > 1:
+                dist.broadcast_object_list(refusal, src=0)
+            if refusal[0]:
+                if self.is_main:
+                    raise UserError(refusal[0])
+                raise SystemExit(2)
+            yield
 
     def resolve_resume(self, resume):
         """'auto' -> checkpoint-last.pth when it exists (else a fresh start); a path stays a path."""

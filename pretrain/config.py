@@ -40,6 +40,12 @@ class PretrainConfig:
     vis_every: int = 20  # epochs between reconstruction figures; 0 turns them off
     vis_images: int = 4
 
+    # the valid intervals (common.config.check_ranges, before training); mask_ratio and input_size are also
+    # checked against the model's patch grid once it is built
+    ranges = {"input_size": "[1, inf)", "mask_ratio": "(0, 1)", "pca_fit_images": "[1, inf)", "num_workers": "[0, inf)",
+              "epochs": "[1, inf)", "warmup_epochs": "[0, inf)", "batch_size": "[1, inf)", "total_batch_size": "[0, inf)",
+              "blr": "(0, inf)", "min_lr": "[0, inf)", "weight_decay": "[0, inf)", "betas": "[0, 1)",
+              "clip_grad": "[0, inf)", "save_every": "[1, inf)", "vis_every": "[0, inf)", "vis_images": "[1, inf)"}
     # what the dict fields' keys are passed to (checked when overridden)
     argument_groups = {"model_overrides": lambda: _mae_class()}
 

@@ -13,12 +13,24 @@ from torch.utils.data import DataLoader, DistributedSampler
 from backbones.checkpoint import check_same_model
 from backbones.param_groups import param_groups
 from common.checkpoint_files import CheckpointError, load_file
+from common.errors import UserError
 from common.images import BadImageError, collate, normalize, read_image
 from common.training import CsvLog, TrainerBase, autocast, param_digest, plain
 
 from .data import PretrainDataset, eval_transform, list_images
 from .mae import build_model, fit_pca
+from .masking import sample_noise
 from .visualize import save_reconstruction_figure
+
+
+def check_masking(cfg, patch_size):
+    """The mask leaves at least one of the L patches visible (the model keeps int(L * (1 - mask_ratio)))
+    and suits the sampling strategy."""
+    side = cfg.input_size // patch_size
+    if int(side**2 * (1 - cfg.mask_ratio)) < 1:  # mask_ratio > 0 is checked with the ranges
+        raise UserError(f"mask_ratio={cfg.mask_ratio} leaves none of the {side**2} patches of a {cfg.input_size} px "
+                        f"input visible: it must be in (0, {1 - 1 / side**2:.4g}]")
+    sample_noise(cfg.mask_sampling, (side, side), cfg.mask_ratio)  # a ValueError for a strategy or ratio it refuses
 
 
 class Trainer(TrainerBase):
@@ -27,6 +39,7 @@ class Trainer(TrainerBase):
     def __init__(self, cfg, resume=None):
         self.setup(cfg)
         self.model = build_model(cfg).to(self.device)
+        check_masking(cfg, self.model.patch_size)
         self.paths = list_images(cfg.data)
         self.dataset = PretrainDataset(self.paths, cfg.input_size, self.model.patch_size, cfg.mask_ratio,
                                        cfg.mask_sampling, cfg.seed, cfg.bad_images, cfg.augmentation)
@@ -85,9 +98,8 @@ class Trainer(TrainerBase):
                  f"explain {explained:.1%} of patch variance")
 
     # -- training --------------------------------------------------------------------------------
-    def train(self):
+    def fit(self):
         cfg = self.cfg
-        os.makedirs(cfg.output_dir, exist_ok=True)
         writer = csv_log = None
         if self.is_main:
             from torch.utils.tensorboard import SummaryWriter

@@ -153,3 +153,28 @@ def test_detectron2_checkpoints_are_written_atomically_with_a_normal_mode(tmp_pa
     assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0000009.pth"]
     assert checkpointer.get_checkpoint_file() == str(tmp_path / "model_0000009.pth")
     assert load_file(checkpointer.get_checkpoint_file())["iteration"] == 9
+
+
+def test_a_bad_init_for_several_processes_is_one_line_before_any_worker_starts(tmp_path, coco):
+    train, val = unedited(tmp_path, "train", coco), unedited(tmp_path, "val", coco)
+    names = [spec.partition("=")[0] for spec in (train, val)]
+    shallow = tmp_path / "shallow.pth"
+    torch.save({"model": build_mae("mae_vit_tiny_patch16", **dict(TINY_DET_MAE, depth=2)).state_dict()}, shallow)
+    line = user_error("train_det.py", "--cfg", "det/mask_rcnn_vit_tiny.py", "--dataset", train, "--dataset", val,
+                      f"dataloader.train.dataset.names={names[0]}", f"dataloader.test.dataset.names={names[1]}",
+                      "--output-dir", tmp_path / "run", "--init", shallow, "--num-gpus", "2")
+    assert f"{shallow} does not match the model; missing keys: blocks.2." in line
+
+
+def test_a_detection_run_refuses_a_folder_another_run_holds(tmp_path, coco):
+    from common.run_lock import owned_output_dir
+
+    train, val = unedited(tmp_path, "train", coco), unedited(tmp_path, "val", coco)
+    names = [spec.partition("=")[0] for spec in (train, val)]
+    run = tmp_path / "run"
+    with owned_output_dir(str(run)):
+        line = user_error("train_det.py", "--cfg", "det/mask_rcnn_vit_tiny.py", "--dataset", train, "--dataset", val,
+                          f"dataloader.train.dataset.names={names[0]}", f"dataloader.test.dataset.names={names[1]}",
+                          "--output-dir", run, "--init", "none", "train.max_iter=1")
+    assert line.startswith(f"error: {run} is in use by another run (host ") and f"pid {os.getpid()}," in line
+    assert os.listdir(run) == []

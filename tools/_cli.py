@@ -8,6 +8,7 @@ import sys
 
 from _bootstrap import resolve_config_path  # noqa: F401  (also puts the repository root on sys.path)
 
+from common.config import within
 from common.errors import UserError, unknown_key_message
 
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
@@ -22,6 +23,19 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         raise UserError(f"{message} (see {self.prog} --help)")
+
+
+def number_in(interval, kind=int):
+    """argparse type: a number of `kind` in an interval such as "[1, inf)"."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if not within(value, interval):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: it must be in {interval}")
+        return value
+    return parse
 
 
 def resume_value(text):

@@ -14,6 +14,7 @@
 The number of classes is the datasets' (their categories must agree). Every finished evaluation
 appends a row to --results-csv (default: results.csv in the run's output dir).
 """
+import contextlib
 import json
 import logging
 import math
@@ -23,6 +24,7 @@ import sys
 import _cli
 
 from common.results import default_path, record_result
+from common.run_lock import owned_output_dir
 
 COCO_LAYOUT = "DATA_ROOT/coco/{train2017,val2017}/*.jpg and DATA_ROOT/coco/annotations/instances_{train,val}2017.json"
 
@@ -294,8 +296,15 @@ def main(argv: list[str]) -> None:
     from detectron2.engine import launch
 
     cfg = build_config(args)  # every check a user's input needs, before any process starts
-    launch(train, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args, cfg.model.roi_heads.num_classes))
+    if args.num_gpus * args.num_machines > 1 and vit_node(cfg).get("init_checkpoint"):
+        from detectron2.config import instantiate
+
+        instantiate(vit_node(cfg))  # loads --init through the MAE mapping here, not first in every worker
+    # this process outlives its workers: it holds the output folder's lock (the first machine's, for a training run)
+    trains = not args.eval_only and args.machine_rank == 0
+    with owned_output_dir(cfg.train.output_dir) if trains else contextlib.nullcontext():
+        launch(train, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args, cfg.model.roi_heads.num_classes))
 
 
 if __name__ == "__main__":

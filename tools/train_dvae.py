@@ -10,12 +10,11 @@ The temperature anneals from 1 to 1/16 and the KL weight ramps up, as in DALL-E'
 Writes OUTPUT_DIR/dvae.pth (atomically, every epoch; --resume continues it), log.csv and a figure of
 reconstructions through the discrete bottleneck.
 """
-import argparse
 import math
 import os
 import sys
 
-import _bootstrap  # noqa: F401
+import _cli
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
@@ -72,53 +71,11 @@ def save_figure(model, imgs, path):
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="image folder or file list (the pre-training images)")
-    parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--input-size", type=int, default=64, help="the MAE's input size (images are resized to it)")
-    parser.add_argument("--crop-size", type=int, default=32, help="training crops (a multiple of 8)")
-    parser.add_argument("--vocab-size", type=int, default=512)
-    parser.add_argument("--n-hid", type=int, default=64, help="encoder width (DALL-E's: 256)")
-    parser.add_argument("--blocks-per-group", type=int, default=1, help="DALL-E's: 2")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--tau-start", type=float, default=1.0)
-    parser.add_argument("--tau-end", type=float, default=1 / 16)
-    parser.add_argument("--kl-weight", type=float, default=1e-3)
-    parser.add_argument("--num-workers", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume", action="store_true", help="continue OUTPUT_DIR/dvae.pth if it exists")
-    args = parser.parse_intermixed_args(argv)
-
-    from common.checkpoint_files import load_file, save_file
+def train(model, optimizer, loader, paths, path, start, args):
+    """Epochs start..args.epochs, dvae.pth written after each; then the reconstructions figure."""
+    from common.checkpoint_files import save_file
     from common.training import CsvLog
-    from pretrain.data import list_images
-    from pretrain.tokenizer import DiscreteVAE
 
-    try:
-        paths = list_images(args.data)
-    except (FileNotFoundError, ValueError) as e:
-        parser.exit(2, f"error: {e}\n")
-    if args.crop_size % 8 or args.crop_size > args.input_size:
-        parser.error(f"--crop-size {args.crop_size} must be a multiple of 8 (the encoder downsamples 8x) "
-                     f"and at most --input-size {args.input_size}")
-    torch.manual_seed(args.seed)
-    model = DiscreteVAE(n_hid=args.n_hid, n_blk_per_group=args.blocks_per_group, vocab_size=args.vocab_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=0.0)
-    path, start = os.path.join(args.output_dir, "dvae.pth"), 0
-    if args.resume and os.path.isfile(path):
-        ckpt = load_file(path)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        start = ckpt["epoch"]
-        print(f"[dvae] resumed from {path} at epoch {start}")
-    loader = DataLoader(Images(paths, args.input_size, args.crop_size), args.batch_size, shuffle=True, drop_last=True,
-                        num_workers=args.num_workers, generator=torch.Generator().manual_seed(args.seed))
-    if len(loader) == 0:
-        parser.exit(2, f"error: {len(paths)} images in {args.data} are fewer than one batch of {args.batch_size}\n")
-    os.makedirs(args.output_dir, exist_ok=True)
     log = CsvLog(os.path.join(args.output_dir, "log.csv"), ("loss", "mse", "tau", "codes_used"), start)
     steps = args.epochs * len(loader)
     for epoch in range(start, args.epochs):
@@ -146,8 +103,64 @@ def main(argv: list[str] | None = None) -> None:
         print(f"[dvae] epoch {epoch + 1}/{args.epochs}: loss {totals[0] / totals[2]:.4f}, "
               f"mse {totals[1] / totals[2]:.4f}, tau {tau:.3f}, {codes_used} codes used in the last batch")
     save_figure(model, next(iter(DataLoader(Images(paths[:8], args.input_size, args.input_size), 8))), os.path.join(args.output_dir, "reconstructions.png"))
+
+
+def main(argv: list[str]) -> None:
+    parser = _cli.ArgumentParser(description=__doc__)
+    count, positive, fraction = _cli.number_in("[1, inf)"), _cli.number_in("(0, inf)", float), _cli.number_in("[0, inf)", float)
+    parser.add_argument("--data", required=True, help="image folder or file list (the pre-training images)")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--input-size", type=count, default=64, help="the MAE's input size (images are resized to it)")
+    parser.add_argument("--crop-size", type=count, default=32, help="training crops (a multiple of 8)")
+    parser.add_argument("--vocab-size", type=_cli.number_in("[2, inf)"), default=512)
+    parser.add_argument("--n-hid", type=count, default=64, help="encoder width (DALL-E's: 256)")
+    parser.add_argument("--blocks-per-group", type=count, default=1, help="DALL-E's: 2")
+    parser.add_argument("--epochs", type=count, default=10)
+    parser.add_argument("--batch-size", type=count, default=64)
+    parser.add_argument("--lr", type=positive, default=2e-3)
+    parser.add_argument("--tau-start", type=positive, default=1.0)
+    parser.add_argument("--tau-end", type=positive, default=1 / 16)
+    parser.add_argument("--kl-weight", type=fraction, default=1e-3)
+    parser.add_argument("--num-workers", type=_cli.number_in("[0, inf)"), default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", nargs="?", const="auto", type=_cli.resume_value, metavar="auto|CHECKPOINT",
+                        help="continue OUTPUT_DIR/dvae.pth if it exists (auto, the default) or CHECKPOINT")
+    args = parser.parse_intermixed_args(argv)
+
+    from backbones import check_same_model
+    from common.checkpoint_files import CheckpointError, load_file
+    from common.run_lock import owned_output_dir
+    from pretrain.data import list_images
+    from pretrain.tokenizer import DiscreteVAE
+
+    with _cli.setup_checks():
+        paths = list_images(args.data)
+    if args.crop_size % 8 or args.crop_size > args.input_size:
+        raise _cli.UserError(f"--crop-size {args.crop_size} must be a multiple of 8 (the encoder downsamples 8x) "
+                             f"and at most --input-size {args.input_size}")
+    torch.manual_seed(args.seed)
+    model = DiscreteVAE(n_hid=args.n_hid, n_blk_per_group=args.blocks_per_group, vocab_size=args.vocab_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=0.0)
+    path, start = os.path.join(args.output_dir, "dvae.pth"), 0
+    resume = path if args.resume == "auto" and os.path.isfile(path) else args.resume
+    if resume and resume != "auto":
+        ckpt = load_file(resume)
+        if not isinstance(ckpt, dict) or not {"model", "arch", "optimizer", "epoch"} <= ckpt.keys():
+            raise CheckpointError(f"{resume} is not a checkpoint of tools/train_dvae.py (its dvae.pth)")
+        check_same_model(model.state_dict(), ckpt["model"], resume)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start = ckpt["epoch"]
+        print(f"[dvae] resumed from {resume} at epoch {start}")
+    _cli.ResumePoint.find = lambda: path if os.path.isfile(path) else None
+    loader = DataLoader(Images(paths, args.input_size, args.crop_size), args.batch_size, shuffle=True, drop_last=True,
+                        num_workers=args.num_workers, generator=torch.Generator().manual_seed(args.seed))
+    if len(loader) == 0:
+        raise _cli.UserError(f"{len(paths)} images in {args.data} are fewer than one batch of {args.batch_size}")
+    with owned_output_dir(args.output_dir):
+        train(model, optimizer, loader, paths, path, start, args)
     print(f"[dvae] tokenizer: {path}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_cli.run(main))
