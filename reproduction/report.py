@@ -1,6 +1,9 @@
 """The tables, figures and findings of a reproduction, from the runs' result rows: each cell the mean
 (± sample std) over its seeds' runs, written to results/tables/ (tableN.csv, tables.md, *.png),
-results/findings.{csv,md} and results/timings.csv; the paper preset's command script."""
+results/findings.{csv,md} and results/timings.csv; the paper preset's command script. The figures
+put each finding's measured difference between rows beside the paper's (the values themselves are not
+comparable at toy scale), show every measured bar's error bar and mark the bars whose comparison is
+no result (not testable, within noise) as such."""
 import csv
 import os
 import shlex
@@ -102,80 +105,164 @@ def markdown(cells, preset, tables):
     return "\n".join(out) + "\n"
 
 
-def plot(cells, preset, tables):
-    """paper_vs_measured.png: each measured cell (mean, ± std as an error bar) beside the paper's value,
-    one panel per table; mae_vs_baseline.png: MAE against the supervised / from-scratch baseline on each task;
-    pretrain_loss.png: the pre-training loss of each target."""
+# verdicts that are no result (one run, or a difference inside twice its standard error): their bars
+# are drawn hollow and hatched, with the verdict written on them
+INCONCLUSIVE = ("not testable", "within noise")
+
+
+def compared(cells):
+    """Each finding's comparison (findings.COMPARISONS) whose two rows are measured, as (comparison,
+    cell A, cell B, 2 SE of the difference or None, verdict), by findings.py's rule."""
+    by_key = {(c.table, c.row, c.column): c for c in cells if c.measured is not None}
+    out = []
+    for comp in findings.COMPARISONS:
+        a, b = by_key.get((comp.table, comp.row_a, comp.column)), by_key.get((comp.table, comp.row_b, comp.column))
+        if a and b:
+            se = findings.pooled_standard_error(a.sample(), b.sample())
+            verdict = findings.verdict(a.sample(), b.sample(), comp.claim)
+            out.append((comp, a, b, None if se is None else 2 * se, verdict))
+    return out
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folder = os.path.join(preset.results, "tables")
-    measured = [c for c in cells if c.measured is not None and c.paper is not None and c.row != "difference"]
-    panels = [t for t in tables if any(c.table == t for c in measured)]
-    paths = []
-    if panels:
-        widths = [sum(c.table == t for c in measured) + 1 for t in panels]
-        fig, axes = plt.subplots(1, len(panels), figsize=(0.5 * sum(widths) + 1.5, 3.8), squeeze=False,
-                                 gridspec_kw=dict(width_ratios=widths))
-        for ax, t in zip(axes[0], panels):
-            group = [c for c in measured if c.table == t]
-            x = range(len(group))
-            ax.bar([i - 0.2 for i in x], [c.paper for c in group], 0.4, color="0.75", label="paper")
-            ax.bar([i + 0.2 for i in x], [c.measured for c in group], 0.4, yerr=[c.std or 0.0 for c in group], capsize=2,
-                   color="tab:blue", label=f"measured ({preset.name}, mean ± std)")
-            ax.set_xticks(list(x), [f"{c.row}\n{c.column}" for c in group], rotation=60, ha="right", fontsize=6)
-            ax.set_title(f"Table {t}", fontsize=9)
-            ax.tick_params(axis="y", labelsize=7)
-        axes[0][0].legend(fontsize=7)
-        fig.tight_layout()
-        paths.append(os.path.join(folder, "paper_vs_measured.png"))
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+    return plt
 
-    tasks = [(3, "ImageNet top-1", "scratch, our impl.", "ViT-B"), (4, "COCO APbox", "supervised", "APbox ViT-B"),
-             (4, "COCO APmask", "supervised", "APmask ViT-B"), (5, "ADE20K mIoU", "supervised", "ViT-B")]
-    pairs = []
-    for t, label, baseline, column in tasks:
-        by_row = {c.row: c for c in cells if c.table == t and c.column == column}
-        if by_row.get("MAE") and by_row.get(baseline) and None not in (by_row["MAE"].measured, by_row[baseline].measured):
-            pairs.append((label, by_row[baseline], by_row["MAE"]))
-    if pairs:
-        fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
-        for ax, attr, title in ((axes[0], "measured", f"measured ({preset.name} preset, mean ± std)"),
-                                (axes[1], "paper", "paper (ViT-B)")):
-            x = range(len(pairs))
-            # the paper's single values have no error bar; the measured ones show their seeds' spread
-            spread = (lambda c: c.std or 0.0) if attr == "measured" else (lambda c: 0.0)
-            ax.bar([i - 0.2 for i in x], [getattr(b, attr) for _, b, _ in pairs], 0.4,
-                   yerr=[spread(b) for _, b, _ in pairs], capsize=2, color="tab:gray", label="supervised / from scratch")
-            ax.bar([i + 0.2 for i in x], [getattr(m, attr) for _, _, m in pairs], 0.4,
-                   yerr=[spread(m) for _, _, m in pairs], capsize=2, color="tab:red", label="MAE")
-            ax.set_xticks(list(x), [label for label, _, _ in pairs], fontsize=7)
-            ax.set_title(title, fontsize=9)
-        axes[0].legend(fontsize=7)
-        fig.tight_layout()
-        paths.append(os.path.join(folder, "mae_vs_baseline.png"))
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+
+def _look(verdict, color):
+    """A bar of no result is hatched and hollow, outlined in its colour."""
+    return dict(facecolor="white", edgecolor=color, hatch="///") if verdict in INCONCLUSIVE else dict(facecolor=color)
+
+
+def _mark_verdict(ax, x, y, verdict, a, b):
+    """The verdict above (or below, for a negative bar) the bars it judges."""
+    text = f"not testable\n(n={min(a.n_runs, b.n_runs)})" if verdict == "not testable" else verdict
+    ax.annotate(text, (x, y), xytext=(0, 3 if y >= 0 else -3), textcoords="offset points", ha="center",
+                va="bottom" if y >= 0 else "top", fontsize=6)
+
+
+def _legend(ax, entries):
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(label=label, **look) for label, look in entries], fontsize=6, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
+
+
+def draw_differences(cells, preset_name):
+    """The figure of what is comparable: each finding's difference between its rows (MAE - baseline,
+    normalised - plain pixels, tokens - normalised pixels), measured (mean difference, error bar 2 SE:
+    the verdict rule's interval) beside the paper's. The values themselves are not comparable (a tiny
+    ViT on generated data against ImageNet, COCO and ADE20K). None when no comparison is measured."""
+    plt = _pyplot()
+    rows = compared(cells)
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(0.8 * len(rows) + 4.5, 4.2))
+    for i, (comp, a, b, two_se, verdict) in enumerate(rows):
+        key = f"Table {comp.table} {comp.column}: {comp.row_a} - {comp.row_b}"
+        if comp.claim == "equal":  # "about equal" is reproduced when the whole interval lies in this band
+            ax.fill_between([i - 0.45, i + 0.45], -findings.EQUIVALENCE_MARGIN, findings.EQUIVALENCE_MARGIN,
+                            color="tab:green", alpha=0.15, lw=0)
+        ax.bar(i - 0.2, a.paper - b.paper, 0.4, color="0.55", gid=f"paper {key}")
+        d = a.measured - b.measured
+        ax.bar(i + 0.2, d, 0.4, **_look(verdict, "tab:blue"), gid=key)
+        if two_se is not None:
+            ax.errorbar(i + 0.2, d, yerr=two_se, fmt="none", ecolor="k", capsize=3, lw=0.8)
+        _mark_verdict(ax, i + 0.2, d + (two_se or 0.0) if d >= 0 else d - (two_se or 0.0), verdict, a, b)
+    ax.axhline(0.0, color="k", lw=0.6)
+    ax.margins(y=0.15)  # room for the verdicts
+    ax.set_xticks(range(len(rows)), [f"F{comp.finding}: {comp.row_a} - {comp.row_b}\nTable {comp.table}, {comp.column}"
+                                     for comp, *_ in rows], rotation=35, ha="right", fontsize=6)
+    ax.set_ylabel("difference between the rows (points)", fontsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_title("The findings: differences between rows, measured and in the paper\n"
+                 "(compare directions, not values: the paper's are ImageNet / COCO / ADE20K)", fontsize=8)
+    entries = [("paper (ViT-B)", dict(facecolor="0.55")),
+               (f"measured ({preset_name}): mean difference, error bar 2 SE", dict(facecolor="tab:blue")),
+               ("no result: not testable / within noise", _look("not testable", "0.4"))]
+    if any(comp.claim == "equal" for comp, *_ in rows):
+        entries.append((f"'about equal' margin (±{findings.EQUIVALENCE_MARGIN:g})",
+                        dict(facecolor="tab:green", alpha=0.15)))
+    _legend(ax, entries)
+    fig.tight_layout()
+    return fig
+
+
+def draw_mae_vs_baseline(cells, preset_name):
+    """MAE against the supervised / from-scratch baseline on each task (findings 1 and 2): measured
+    (mean, error bar the sample std of the cell's runs) and the paper's. None when no pair is measured."""
+    plt = _pyplot()
+    pairs = [row for row in compared(cells) if row[0].row_a == "MAE"]
+    if not pairs:
+        return None
+    fig, (measured, paper) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for i, (comp, mae, baseline, _, verdict) in enumerate(pairs):
+        for dx, cell, color in ((-0.2, baseline, "tab:gray"), (0.2, mae, "tab:red")):
+            measured.bar(i + dx, cell.measured, 0.4, **_look(verdict, color),
+                         gid=f"Table {cell.table} {cell.column}: {cell.row}")
+            if cell.std is not None:
+                measured.errorbar(i + dx, cell.measured, yerr=cell.std, fmt="none", ecolor="k", capsize=2, lw=0.8)
+            paper.bar(i + dx, cell.paper, 0.4, color=color)
+        _mark_verdict(measured, i, max(c.measured + (c.std or 0.0) for c in (mae, baseline)), verdict, mae, baseline)
+    for ax, title in ((measured, f"measured ({preset_name} preset): mean, error bar ± std of the runs"),
+                      (paper, "paper (ViT-B)")):
+        ax.set_xticks(range(len(pairs)), [f"Table {comp.table}\n{comp.column}" for comp, *_ in pairs], fontsize=7)
+        ax.set_title(title, fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+    measured.margins(y=0.15)  # room for the verdicts
+    _legend(paper, [("supervised / from scratch", dict(facecolor="tab:gray")), ("MAE", dict(facecolor="tab:red")),
+                    ("no result: not testable / within noise", _look("not testable", "0.4"))])
+    fig.tight_layout()
+    return fig
+
+
+def draw_pretrain_loss(preset):
+    """The pre-training loss of each target, from the runs' log.csv; None before any has one."""
+    plt = _pyplot()
     logs = [(name, os.path.join(run.out_dir, "log.csv")) for name, run in sorted(preset.runs.items())
             if name.startswith("pretrain-") and os.path.isfile(os.path.join(run.out_dir, "log.csv"))]
-    if logs:
-        fig, axes = plt.subplots(1, len(logs), figsize=(3.2 * len(logs), 2.8), squeeze=False)
-        for ax, (name, path) in zip(axes[0], logs):
-            with open(path, newline="") as f:
-                rows = list(csv.DictReader(f))
-            ax.plot([int(r["epoch"]) for r in rows], [float(r["loss"]) for r in rows], marker="o", ms=2)
-            ax.set_title(name, fontsize=8)
-            ax.set_xlabel("epoch", fontsize=7)
-            ax.tick_params(labelsize=7)
-        axes[0][0].set_ylabel("loss on masked patches", fontsize=7)
-        fig.tight_layout()
-        paths.append(os.path.join(folder, "pretrain_loss.png"))
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+    if not logs:
+        return None
+    fig, axes = plt.subplots(1, len(logs), figsize=(3.2 * len(logs), 2.8), squeeze=False)
+    for ax, (name, path) in zip(axes[0], logs):
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        ax.plot([int(r["epoch"]) for r in rows], [float(r["loss"]) for r in rows], marker="o", ms=2)
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("epoch", fontsize=7)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_ylabel("loss on masked patches", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot(cells, preset):
+    """Writes the figures under results/tables/; -> their paths."""
+    folder = os.path.join(preset.results, "tables")
+    drawn = {"differences_vs_paper.png": draw_differences(cells, preset.name),
+             "mae_vs_baseline.png": draw_mae_vs_baseline(cells, preset.name),
+             "pretrain_loss.png": draw_pretrain_loss(preset)}
+    paths = []
+    for name, fig in drawn.items():
+        if fig is not None:
+            paths.append(os.path.join(folder, name))
+            fig.savefig(paths[-1], dpi=110)
+            _pyplot().close(fig)
     return paths
+
+
+def reconstructions(preset):
+    """The demo's Figure 2: the last reconstruction figure of the pixel-target pre-training (the one
+    the paper's Figure 2 uses too: a norm_pixel model's prediction has no colour or contrast of its
+    own), or None where that run drew none."""
+    figures = os.path.join(preset.out(preset.checkpoint("pixel", preset.sizes["B"])[1]), "figures")
+    if not os.path.isdir(figures) or not os.listdir(figures):
+        return None
+    return os.path.join(figures, sorted(os.listdir(figures))[-1])
 
 
 def write_timings(preset, names):
@@ -206,7 +293,7 @@ def export(cells, preset, tables):
     """Measures the cells and writes (and names) the tables, figures and findings."""
     measure(cells, preset)
     write_tables(cells, preset, tables)
-    figures = plot(cells, preset, tables)
+    figures = plot(cells, preset)
     tables_dir = os.path.join(preset.results, "tables")
     print(f"[reproduce] tables: {tables_dir}/table{{{','.join(map(str, tables))}}}.csv and tables.md")
     samples = {(c.table, c.row, c.column): c.sample() for c in cells if c.measured is not None}
@@ -217,10 +304,9 @@ def export(cells, preset, tables):
         print(f"[reproduce]     finding {row['finding']} {where}: {row['verdict']}")
     for path in figures:
         print(f"[reproduce] plot: {path}")
-    # the pre-training the Table 3 MAE row starts from (its run name from the recipes)
-    recon = os.path.join(preset.out(preset.checkpoint("norm_pixel", preset.sizes["B"])[1]), "figures")
-    if isinstance(preset, CpuPreset) and os.path.isdir(recon) and os.listdir(recon):
-        print(f"[reproduce] reconstructions: {os.path.join(recon, sorted(os.listdir(recon))[-1])}")
+    recon = reconstructions(preset) if isinstance(preset, CpuPreset) else None
+    if recon:
+        print(f"[reproduce] reconstructions: {recon} (Figure 2: the pixel-target pre-training)")
     dvae_figure = os.path.join(preset.runs_dir, "dvae", "reconstructions.png")
     if os.path.isfile(dvae_figure):
         print(f"[reproduce] dVAE tokenizer reconstructions: {dvae_figure}")

@@ -124,3 +124,36 @@ def test_augmentation_switch_covers_table_1e_and_names_bad_values():
         assert not torch.equal(*outputs[name]), name
     with pytest.raises(ValueError, match="augmentation must be one of"):
         train_transform(32, "mixup")
+
+
+@pytest.mark.parametrize("target", ["pixel", "norm_pixel"])
+def test_reconstruction_figure_of_a_masked_patch_uses_nothing_of_that_patch(target):
+    from pretrain.visualize import reconstruct
+
+    model = MaskedAutoencoder(**tiny_mae_kwargs(target=target))
+    imgs = torch.randn(2, 3, 32, 32)
+    columns = dict(reconstruct(model, imgs, seed=3))
+    # masked patches are blank in the masked input, visible ones equal the original
+    hidden = (columns["masked 75%"] != columns["original"]).any(dim=1, keepdim=True).expand_as(imgs)
+    assert hidden.float().mean() == 0.75
+    # other content, mean and contrast in every hidden patch; the same noise hides the same patches
+    changed = torch.where(hidden, torch.randn_like(imgs) * 3 + 2, imgs)
+    again = dict(reconstruct(model, changed, seed=3))
+    assert list(again) == list(columns)
+    shown = next(name for name in columns if name != "original" and not name.startswith("masked"))
+    torch.testing.assert_close(again[shown], columns[shown], rtol=0, atol=0)
+    assert not torch.equal(again["original"], columns["original"])
+
+
+def test_norm_pixel_figure_labels_the_prediction_normalised_and_shows_its_target():
+    from pretrain.visualize import reconstruction_figure
+
+    def titles(target):
+        fig = reconstruction_figure(MaskedAutoencoder(**tiny_mae_kwargs(target=target)), torch.randn(1, 3, 32, 32))
+        return [ax.get_title() for ax in fig.axes]
+
+    assert titles("pixel") == ["masked 75%", "reconstruction", "original"]
+    norm = titles("norm_pixel")
+    assert "reconstruction" not in norm and len(norm) == 4
+    assert norm[1].startswith("prediction") and norm[2].startswith("target (original)")
+    assert all("per-patch normalised" in title for title in norm[1:3])

@@ -108,7 +108,7 @@ def test_smoke_chain_writes_all_tables_from_the_run_records_and_a_rerun_only_rew
         token, norm = float(table7["dVAE token", column]), float(table7["pixel (w/ norm)", column])
         assert float(table7["difference", column]) == pytest.approx(token - norm, abs=0.11)
     assert measured == 2 + 4 + 2 + 5 + 12  # the ViT-B column of every MAE / baseline row, and Table 7's differences
-    for name in ("tables.md", "paper_vs_measured.png", "mae_vs_baseline.png"):
+    for name in ("tables.md", "differences_vs_paper.png", "mae_vs_baseline.png"):
         assert os.path.getsize(os.path.join(tables, name)) > 500, name
     assert " ± " in open(os.path.join(tables, "tables.md")).read()
 
@@ -127,7 +127,8 @@ def test_smoke_chain_writes_all_tables_from_the_run_records_and_a_rerun_only_rew
         assert int(r["n_a"]) == int(a["n_runs"]) == 2
     assert [r["verdict"] for r in verdicts if r["finding"] == "4"] == ["not testable"]
     assert "## Finding 1" in open(os.path.join(out, "results", "findings.md")).read()
-    assert "reconstructions:" in first and "dVAE tokenizer reconstructions:" in first
+    assert f"reconstructions: {os.path.join(out, 'runs', 'smoke', 'pretrain-tiny-pixel', 'figures')}" in first
+    assert "dVAE tokenizer reconstructions:" in first
 
     records = {k: len(read_csv(os.path.join(out, "results", "runs", f"{k}.csv"))) for k in ("cls", "det", "seg")}
     markers = {p: os.path.getmtime(p) for p in _markers(out)}
@@ -228,3 +229,94 @@ def test_parallel_runs_start_after_their_dependencies_and_a_failure_stops_new_st
         execute_all(Plan, ["a", "b", "c", "d"], jobs=2)
     assert set(spans) == {"b"}  # the run already going finished; nothing started after the failure
     assert not os.path.isfile(Plan.runs["a"].marker) and os.path.isfile(Plan.runs["b"].marker)
+
+
+def handmade_cells():
+    """Cells with hand-made means: Table 3 clearly apart over 3 runs each, Table 5 one run each, Table 7's
+    normalised vs plain pixels apart by less than 2 SE; every other cell unmeasured."""
+    from reproduction.plan import Cell
+
+    measured = {(3, "MAE", "ViT-B"): (70.0, 1.0, 3), (3, "scratch, our impl.", "ViT-B"): (60.0, 1.0, 3),
+                (5, "MAE", "ViT-B"): (40.0, None, 1), (5, "supervised", "ViT-B"): (30.0, None, 1),
+                (7, "pixel (w/ norm)", "IN1K ViT-B"): (70.0, 2.0, 3),
+                (7, "pixel (w/o norm)", "IN1K ViT-B"): (68.0, 2.0, 3)}
+    cells = []
+    for t, spec in TABLES.items():
+        for row, values in spec.rows.items():
+            for column, paper in zip(spec.columns, values):
+                mean, std, n = measured.get((t, row, column), (None, None, 0))
+                cells.append(Cell(t, row, column, paper, measured=mean, std=std, n_runs=n))
+    return cells
+
+
+def bars_and_errors(ax):
+    """gid -> (bar, its error bar's (low, high) or None, the texts drawn over it)."""
+    from matplotlib.container import ErrorbarContainer
+
+    errors = {round(float(seg[0][0]), 6): (float(seg[0][1]), float(seg[1][1]))
+              for c in ax.containers if isinstance(c, ErrorbarContainer) for seg in c.lines[2][0].get_segments()}
+    out = {}
+    for bar in ax.patches:
+        if bar.get_gid():
+            x = bar.get_x() + bar.get_width() / 2
+            texts = [t.get_text() for t in ax.texts if abs(t.xy[0] - x) <= bar.get_width()]
+            out[bar.get_gid()] = (bar, errors.get(round(x, 6)), texts)
+    return out
+
+
+def test_mae_vs_baseline_draws_each_cells_std_and_marks_a_one_run_pair_not_testable():
+    from reproduction.report import draw_mae_vs_baseline
+
+    measured, paper = draw_mae_vs_baseline(handmade_cells(), "handmade").axes
+    bars = bars_and_errors(measured)
+    assert set(bars) == {"Table 3 ViT-B: MAE", "Table 3 ViT-B: scratch, our impl.", "Table 5 ViT-B: MAE",
+                         "Table 5 ViT-B: supervised"}  # Table 4 is not measured: no bar
+    mae, error, texts = bars["Table 3 ViT-B: MAE"]
+    assert mae.get_height() == 70.0 and error == pytest.approx((69.0, 71.0))  # mean ± the cell's std
+    assert not mae.get_hatch() and "reproduced" in " ".join(texts)
+    assert "std" in measured.get_title()
+    for gid in ("Table 5 ViT-B: MAE", "Table 5 ViT-B: supervised"):
+        bar, error, texts = bars[gid]
+        assert bar.get_hatch() and error is None  # one run: no spread, and no result
+        assert "not testable\n(n=1)" in texts
+    assert sorted(b.get_height() for b in paper.patches) == sorted(
+        [TABLES[3].rows["MAE"][0], TABLES[3].rows["scratch, our impl."][0], TABLES[5].rows["MAE"][0],
+         TABLES[5].rows["supervised"][0]])
+
+
+def test_differences_figure_draws_each_findings_difference_with_2_se_beside_the_papers():
+    from reproduction.report import draw_differences
+
+    (ax,) = draw_differences(handmade_cells(), "handmade").axes
+    bars = bars_and_errors(ax)
+    table3 = "Table 3 ViT-B: MAE - scratch, our impl."
+    table7 = "Table 7 IN1K ViT-B: pixel (w/ norm) - pixel (w/o norm)"
+    assert set(bars) == {table3, f"paper {table3}", "Table 5 ViT-B: MAE - supervised",
+                         "paper Table 5 ViT-B: MAE - supervised", table7, f"paper {table7}"}
+    paper = TABLES[3].rows["MAE"][0] - TABLES[3].rows["scratch, our impl."][0]
+    assert bars[f"paper {table3}"][0].get_height() == pytest.approx(paper)
+    bar, error, texts = bars[table3]
+    two_se = 2 * math.sqrt(1.0 * (1 / 3 + 1 / 3))  # pooled std 1 over 3 + 3 runs
+    assert bar.get_height() == 10.0 and error == pytest.approx((10.0 - two_se, 10.0 + two_se))
+    assert not bar.get_hatch() and "reproduced" in texts
+    bar, error, texts = bars[table7]  # 2 apart, 2 SE = 3.27
+    assert bar.get_height() == 2.0 and error == pytest.approx((2.0 - 2 * two_se, 2.0 + 2 * two_se))
+    assert bar.get_hatch() and "within noise" in texts
+    bar, error, texts = bars["Table 5 ViT-B: MAE - supervised"]
+    assert bar.get_hatch() and error is None and "not testable\n(n=1)" in texts
+    assert "2 SE" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_the_demos_figure_2_is_the_pixel_target_pre_trainings(tmp_path):
+    from reproduction.recipes import CpuPreset
+    from reproduction.report import reconstructions
+
+    preset = CpuPreset("tiny", str(tmp_path), None)
+    runs = tmp_path / "runs" / "tiny"
+    (runs / "pretrain-tiny-norm_pixel" / "figures").mkdir(parents=True)
+    (runs / "pretrain-tiny-norm_pixel" / "figures" / "reconstruction-epoch0040.png").write_bytes(b"png")
+    assert reconstructions(preset) is None  # never the norm_pixel run's figure in its place
+    for epoch in (20, 40):
+        (runs / "pretrain-tiny-pixel" / "figures").mkdir(parents=True, exist_ok=True)
+        (runs / "pretrain-tiny-pixel" / "figures" / f"reconstruction-epoch{epoch:04d}.png").write_bytes(b"png")
+    assert reconstructions(preset) == str(runs / "pretrain-tiny-pixel" / "figures" / "reconstruction-epoch0040.png")

@@ -5,7 +5,9 @@
   .venv/bin/python tools/visualize_mae.py mae_visualize_vit_large.pth img.jpg --model mae_vit_large_patch16 --target pixel
 
 A checkpoint of tools/pretrain.py carries its config; an official checkpoint needs --model (and
---target norm_pixel for models trained with norm_pix_loss). It must include the decoder.
+--target norm_pixel for models trained with norm_pix_loss). It must include the decoder. A norm_pixel
+model's figure shows its prediction per-patch normalised (it cannot know a hidden patch's mean and
+std) beside that target; a pixel-target model's shows a reconstruction in colour, as Figure 2 does.
 """
 import sys
 
