@@ -56,11 +56,13 @@ def save_file(obj, path):
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a checkpoint gets a normal file's mode
             os.replace(tmp, path)
         except BaseException as e:
+            # torch reports a failed write as a RuntimeError
+            reason = _write_failure(e, folder, tmp) if isinstance(e, (OSError, RuntimeError)) else None
             if os.path.exists(tmp):
                 os.remove(tmp)
-            if isinstance(e, (OSError, RuntimeError)):  # torch reports a failed write as a RuntimeError
-                raise CheckpointError(f"cannot write checkpoint {path}: {_write_failure(e, folder)}; the files already "
-                                      f"in {folder} are untouched: free space there, then continue with --resume auto") from e
+            if reason:
+                raise CheckpointError(f"cannot write checkpoint {path}: {reason}; the files already in {folder} are "
+                                      f"untouched: free space there, then continue with --resume auto") from e
             raise
 
 
@@ -88,12 +90,25 @@ def _umask():
     return mask
 
 
-def _write_failure(error, folder):
-    """The OS's reason for a failed write, also when torch wrapped it in a RuntimeError."""
+def _write_failure(error, folder, tmp):
+    """The OS's reason for a failed write. torch's C++ writer reports none ("unexpected pos"), so
+    writing to the same file once more finds it (a full disk, a file-size limit)."""
     while error is not None:
         if isinstance(error, OSError) and error.errno is not None:
-            return "no space left on the device" if error.errno == errno.ENOSPC else os.strerror(error.errno).lower()
+            return _reason(error.errno)
         error = error.__cause__ or error.__context__
+    try:
+        with open(tmp, "ab") as f:
+            f.write(bytes(2**20))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        if e.errno is not None:
+            return _reason(e.errno)
     if shutil.disk_usage(folder).free < 64 * 2**20:
-        return "no space left on the device"
+        return _reason(errno.ENOSPC)
     return "the write failed"
+
+
+def _reason(number):
+    return "no space left on the device" if number == errno.ENOSPC else os.strerror(number).lower()
