@@ -26,9 +26,7 @@ def apply_overrides(cfg, overrides):
     names = {f.name: f for f in dataclasses.fields(cfg)}
     changes = {}
     for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise UserError(f"override {item!r} is not key=value")
+        key, raw = split_override(item)
         group, dot, sub = key.partition(".")
         if dot and isinstance(getattr(cfg, group, None), dict):  # e.g. model_overrides.depth=6
             _check_arguments(cfg, group, [sub])
@@ -71,9 +69,31 @@ def _arguments(fn):
     return names
 
 
+def split_override(item):
+    """key=value -> (key, the value's text)."""
+    key, sep, raw = item.partition("=")
+    if not sep:
+        raise UserError(f"override {item!r} is not key=value")
+    return key, raw
+
+
+def literal(raw):
+    """A Python literal, dict(name=value, ...) included (mmengine configs write dicts so); else
+    ValueError or SyntaxError."""
+    return ast.literal_eval(_DictCalls().visit(ast.parse(raw.lstrip(" \t"), mode="eval")))
+
+
+class _DictCalls(ast.NodeTransformer):
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args and all(k.arg for k in node.keywords):
+            return ast.Dict(keys=[ast.Constant(k.arg) for k in node.keywords], values=[k.value for k in node.keywords])
+        return node
+
+
 def _literal(raw):
     try:
-        return ast.literal_eval(raw)
+        return literal(raw)
     except (ValueError, SyntaxError):
         return raw
 

@@ -179,10 +179,10 @@ def _write_places365(root, splits):
             f.write(f"{name} {label}\n")
 
 
-def write_ade20k(out, num_train=40, num_val=10, size=64, seed=0):
+def write_ade20k(out, num_train=40, num_val=10, size=64, seed=0, image_suffix=".jpg"):
     """Multi-object scenes in the ADE20K layout: OUT/ADEChallengeData2016/images/{training,validation}/
-    ADE_*.jpg and annotations/.../ADE_*.png, label 0 = background ("other", ignored by the
-    reduce_zero_label convention) and label k + 1 for CLASSES[k]."""
+    ADE_*.jpg (or image_suffix) and annotations/.../ADE_*.png, label 0 = background ("other", ignored by
+    the reduce_zero_label convention) and label k + 1 for CLASSES[k]."""
     rng = np.random.default_rng(seed)
     photos = _photo_backgrounds()
     root = os.path.join(out, "ADEChallengeData2016")
@@ -193,7 +193,7 @@ def write_ade20k(out, num_train=40, num_val=10, size=64, seed=0):
             for obj in objects:
                 label[obj["mask"]] = CLASSES.index(obj["category"]) + 1
             name = f"{prefix}_{i + 1:08d}"
-            _save(os.path.join(root, "images", split, name + ".jpg"), img, quality=95)
+            _save(os.path.join(root, "images", split, name + image_suffix), img, quality=95)
             _save(os.path.join(root, "annotations", split, name + ".png"), label)
     return root
 

@@ -8,7 +8,7 @@ from .checkpoint_safety import (
     mmengine_checkpoint_globals,
     write_checkpoints_atomically,
 )
-from .data_checks import CheckSegMap
+from .data_checks import CheckSegMap, files_under, image_suffix
 from .neck import MultiScaleNeck
 from .optim import LayerDecayOptimWrapperConstructor
 from .schedule import RunLengthPolyLR
@@ -18,5 +18,5 @@ write_checkpoints_atomically()
 load_checkpoints_safely()
 
 __all__ = ["CheckSegMap", "MAEViT", "MultiScaleNeck", "LayerDecayOptimWrapperConstructor", "RunLengthPolyLR",
-           "history_buffers_without_functions", "load_checkpoints_safely", "mmengine_checkpoint_globals",
-           "write_checkpoints_atomically"]
+           "files_under", "history_buffers_without_functions", "image_suffix", "load_checkpoints_safely",
+           "mmengine_checkpoint_globals", "write_checkpoints_atomically"]

@@ -23,10 +23,11 @@ class MAEViT(BaseModule):
         if isinstance(init_cfg, dict) and init_cfg.get("type") == "Pretrained":
             # mmengine would load it non-strictly under mmseg's names (matching nothing of an MAE
             # checkpoint): it goes through the same strict MAE mapping as init_checkpoint
-            if init_checkpoint and init_checkpoint != init_cfg.get("checkpoint"):
+            pretrained = init_cfg.get("checkpoint")
+            if init_checkpoint and pretrained and init_checkpoint != pretrained:
                 raise UserError(f"two initial checkpoints: init_checkpoint={init_checkpoint} and "
-                                f"init_cfg=dict(type='Pretrained', checkpoint={init_cfg.get('checkpoint')}); keep one (--init)")
-            init_checkpoint, init_cfg = init_cfg.get("checkpoint"), None
+                                f"init_cfg=dict(type='Pretrained', checkpoint={pretrained}); keep one (--init)")
+            init_checkpoint, init_cfg = init_checkpoint or pretrained, None
         super().__init__(init_cfg)
         self.vit = VisionTransformer(img_size, patch_size, 3, embed_dim, depth, num_heads, mlp_ratio,
                                      drop_path_rate=drop_path_rate, learnable_pos_embed=True, rel_pos=rel_pos,

@@ -1,7 +1,32 @@
+import collections
+import os
+
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
 from common.errors import UserError
+from common.images import IMG_EXTENSIONS
+
+
+def files_under(folder):
+    """Paths relative to folder, subfolders' included: the files mmseg's dataset lists."""
+    return [os.path.relpath(os.path.join(d, f), folder) for d, _, files in os.walk(folder) for f in files]
+
+
+def image_suffix(folder, layout):
+    """The one image extension in a split's folder, for its dataset's img_suffix (mmseg lists the files of
+    one suffix, case-sensitively, and finds none of another). Refused, with what the folder holds: no
+    images, or images of several extensions."""
+    counts = collections.Counter(os.path.splitext(f)[1] for f in files_under(folder))
+    images = [ext for ext in counts if ext.lower() in IMG_EXTENSIONS]
+    held = ", ".join(f"{n} {ext or 'without extension'}" for ext, n in counts.most_common()) or "no files"
+    if not images:
+        raise FileNotFoundError(f"segmentation data folder {folder} holds no images ({' '.join(IMG_EXTENSIONS)}) "
+                                f"but {held}; expected {layout}")
+    if len(images) > 1:
+        raise UserError(f"segmentation data folder {folder} holds images of several extensions ({held}): mmseg reads "
+                        f"one extension per folder; convert them to one")
+    return images[0]
 
 
 @TRANSFORMS.register_module()

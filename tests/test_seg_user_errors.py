@@ -157,3 +157,68 @@ def test_checkpoint_safety_changes_mmengine_and_torch_only_while_a_checkpoint_is
     assert loaded["meta"]["iter"] == 1 and loaded["message_hub"]["loss"].current() == 1.5
     assert loaded["message_hub"]["loss"].mean() == 1.5  # the default statistics rebuilt on load
     assert torch.serialization.get_safe_globals() == process_wide
+
+
+def test_an_ade_layout_of_png_images_trains_and_records_its_row(tmp_path):
+    data = write_ade20k(str(tmp_path / "ade"), num_train=4, num_val=2, size=64, seed=2, image_suffix=".png")
+    training = os.path.join(data, "images", "training")
+    first, second = sorted(os.listdir(training))[:2]
+    with Image.open(os.path.join(training, first)) as img:  # PNG modes a JPEG has not: transparency, 16 bits
+        rgba = img.convert("RGBA")
+    rgba.putalpha(128)
+    rgba.save(os.path.join(training, first))
+    with Image.open(os.path.join(training, second)) as img:
+        Image.fromarray(np.asarray(img.convert("L"), np.uint16) * 257).save(os.path.join(training, second))
+    for name in (first, second):  # as the training pipeline reads them: 8-bit, 3 channels
+        loaded = load_annotation(os.path.join(training, name), os.path.join(data, "annotations", "training", name))
+        assert loaded["img"].shape == (64, 64, 3) and loaded["img"].dtype == np.uint8
+    run = tmp_path / "run"
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train_seg.py"), "--cfg", "seg/upernet_vit_tiny.py",
+                             "--init", "none", "--data-root", data, "--output-dir", str(run), "train_cfg.max_iters=2",
+                             "train_cfg.val_interval=2", "train_dataloader.batch_size=2"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(run / "results.csv") as f:
+        assert [r["iteration"] for r in csv.DictReader(f)] == ["2"]
+
+
+def test_image_folders_without_one_image_extension_are_refused(tmp_path):
+    data = write_ade20k(str(tmp_path / "ade"), num_train=3, num_val=1, size=32, seed=1, image_suffix=".gif")
+    line = user_error("train_seg.py", "--cfg", "seg/upernet_vit_tiny.py", "--init", "none", "--data-root", data)
+    assert line == (f"error: segmentation data folder {data}/images/training holds no images "
+                    f"(.jpg .jpeg .png .bmp .webp .tif .tiff) but 3 .gif; expected {train_seg.ADE_LAYOUT}")
+    data = write_ade20k(str(tmp_path / "mixed"), num_train=3, num_val=1, size=32, seed=1)
+    with Image.open(os.path.join(data, "images", "training", "ADE_train_00000001.jpg")) as img:
+        img.save(os.path.join(data, "images", "training", "ADE_train_00000004.png"))
+    cfg = Config.fromfile(os.path.join(ROOT, "configs/seg/upernet_vit_tiny.py"))
+    for loader in ("train_dataloader", "val_dataloader"):
+        cfg[loader]["dataset"]["data_root"] = data
+    with pytest.raises(UserError, match=r"images/training holds images of several extensions \(3 .jpg, 1 .png\)"):
+        train_seg.check_data(cfg)
+
+
+@pytest.mark.parametrize("form", [
+    ["--cfg-options", "model.backbone.init_cfg=dict(type='Pretrained', checkpoint='{}')"],
+    ["model.backbone.init_cfg.checkpoint={}"],
+    ["--cfg-options", "model.backbone.init_cfg={{'type': 'Pretrained', 'checkpoint': '{}'}}"],
+], ids=["cfg-options dict()", "dotted", "dict literal"])
+def test_mmengine_forms_of_init_cfg_go_through_the_mae_mapping(tmp_path, form):
+    data = write_ade20k(str(tmp_path / "ade"), num_train=2, num_val=1, size=64, seed=2)
+    shallow = tmp_path / "shallow.pth"  # mmengine's own Pretrained would load it partially, with warnings only
+    torch.save({"model": build_mae("mae_vit_tiny_patch16", patch_size=8, depth=2, img_size=64, decoder_depth=1).state_dict()},
+               shallow)
+    line = user_error("train_seg.py", "--cfg", "seg/upernet_vit_tiny.py", "--data-root", data, "--output-dir",
+                      tmp_path / "run", *form[:-1], form[-1].format(shallow))
+    assert f"{shallow} does not match the model; missing keys: blocks.2" in line
+
+
+def test_overrides_are_read_as_mmengine_reads_them_or_refused():
+    assert train_seg.parse_overrides(["val_evaluator.iou_metrics=[mIoU,mDice]", "a=true", "b=/my runs/x.pth",
+                                      "c=(0,1)", "d=dict(type='BN', requires_grad=True)"]) == {
+        "val_evaluator.iou_metrics": ["mIoU", "mDice"], "a": True, "b": "/my runs/x.pth", "c": (0, 1),
+        "d": {"type": "BN", "requires_grad": True}}
+    line = user_error("train_seg.py", "--cfg", "seg/upernet_vit_tiny.py",
+                      "model.backbone.init_cfg=dict(type=Pretrained, checkpoint=/x.pth)")
+    assert line == ("error: override model.backbone.init_cfg=dict(type=Pretrained, checkpoint=/x.pth) cannot be read: write "
+                    "a Python literal, its strings quoted, as in \"model.backbone.init_cfg=dict(type='Pretrained', "
+                    "checkpoint='PATH')\"")

@@ -12,17 +12,18 @@
 Every finished run (after its final evaluation) and every --eval-only appends a row to
 --results-csv (default: results.csv in the run's output dir).
 """
-import ast
 import os
+import re
 import sys
 
 import _cli
 from mmengine.hooks import Hook
 
+from common.config import literal, split_override
 from common.results import default_path, record_result
 
-ADE_LAYOUT = "DATA_ROOT/images/{training,validation}/*.jpg and DATA_ROOT/annotations/{training,validation}/*.png " \
-             "(ADEChallengeData2016)"
+ADE_LAYOUT = "DATA_ROOT/images/{training,validation}/*.jpg (or .png, ...: one extension per folder) and " \
+             "DATA_ROOT/annotations/{training,validation}/*.png (ADEChallengeData2016)"
 
 
 def parse_args(argv):
@@ -38,6 +39,8 @@ def parse_args(argv):
     parser.add_argument("--eval-only", metavar="CHECKPOINT", help="evaluate a checkpoint and record it")
     parser.add_argument("--results-csv", help="where result rows go (default: OUTPUT_DIR/results.csv)")
     parser.add_argument("overrides", nargs="*", help="config overrides: dotted.key=value")
+    parser.add_argument("--cfg-options", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="the same overrides in mmengine's form")
     return parser.parse_intermixed_args(argv)
 
 
@@ -50,15 +53,28 @@ class FinalValidation(Hook):
 
 
 def parse_overrides(items):
+    """dotted.key=value -> {key: value}: a Python literal (dict(...) included), else read as mmengine's
+    --cfg-options reads it (DictAction: a,b and [a,b] are lists, true is True), text with no commas or
+    brackets as it is (a path keeps its spaces)."""
+    from mmengine.config import DictAction
+
     out = {}
     for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise _cli.UserError(f"override {item!r} is not dotted.key=value")
+        key, raw = split_override(item)
         try:
-            out[key] = ast.literal_eval(raw)
+            out[key] = literal(raw)
+            continue
         except (ValueError, SyntaxError):
-            out[key] = raw
+            pass
+        if not re.search(r"\bdict\(|\{", raw):  # DictAction would keep a dict as text, or split it at its commas
+            try:
+                out[key] = (DictAction._parse_iterable(raw) if raw.startswith(("[", "(")) or "," in raw
+                            else DictAction._parse_int_float_bool(raw))
+                continue
+            except (AssertionError, RecursionError):  # how DictAction fails: unbalanced brackets, calls
+                pass
+        raise _cli.UserError(f"override {key}={raw} cannot be read: write a Python literal, its strings quoted, as in "
+                             f"\"model.backbone.init_cfg=dict(type='Pretrained', checkpoint='PATH')\"")
     return out
 
 
@@ -93,19 +109,22 @@ def use_plain_batchnorm(node):
             use_plain_batchnorm(value)
 
 
-def check_data(cfg):
-    """Folders present, and every image with its annotation (mmseg pairs them by name and would
-    fail at the image's first batch)."""
-    for loader in ("train_dataloader", "val_dataloader"):
+def check_data(cfg, loaders=("train_dataloader", "val_dataloader")):
+    """Folders present, the images' extension (the datasets' img_suffix), and every image with its
+    annotation (mmseg pairs them by name and would fail at the image's first batch)."""
+    from seg import files_under, image_suffix
+
+    for loader in loaders:
         dataset = cfg[loader]["dataset"]
         prefix = dataset["data_prefix"]
         folders = {k: os.path.join(dataset["data_root"], v) for k, v in prefix.items()}
         for path in folders.values():
             if not os.path.isdir(path):
                 raise FileNotFoundError(f"segmentation data folder {path} is missing; expected {ADE_LAYOUT}")
-        img_suffix, seg_suffix = dataset.get("img_suffix", ".jpg"), dataset.get("seg_map_suffix", ".png")
-        images = [f[:-len(img_suffix)] for f in os.listdir(folders["img_path"]) if f.endswith(img_suffix)]
-        maps = {f[:-len(seg_suffix)] for f in os.listdir(folders["seg_map_path"]) if f.endswith(seg_suffix)}
+        img_suffix = dataset["img_suffix"] = image_suffix(folders["img_path"], ADE_LAYOUT)
+        seg_suffix = dataset.get("seg_map_suffix", ".png")
+        images = [f[:-len(img_suffix)] for f in files_under(folders["img_path"]) if f.endswith(img_suffix)]
+        maps = {f[:-len(seg_suffix)] for f in files_under(folders["seg_map_path"]) if f.endswith(seg_suffix)}
         missing = sorted(set(images) - maps)
         if missing:
             raise FileNotFoundError(f"{len(missing)} images in {folders['img_path']} have no annotation "
@@ -177,7 +196,7 @@ def main(argv: list[str]) -> None:
     from mmengine.runner import Runner
 
     cfg = Config.fromfile(_cli.resolve_config_path(args.cfg))
-    overrides = parse_overrides(args.overrides)
+    overrides = parse_overrides(args.overrides + args.cfg_options)
     _cli.check_override_keys(cfg, overrides, registered_type(cfg))
     cfg.merge_from_dict(overrides)
     init = init_checkpoint(cfg, args)
@@ -206,7 +225,7 @@ def main(argv: list[str]) -> None:
         cfg.resume, cfg.load_from = True, resume
     if args.eval_only:
         cfg.load_from = args.eval_only
-    check_data(cfg)
+    check_data(cfg, ("test_dataloader",) if args.eval_only else ("train_dataloader", "val_dataloader"))
     check_annotations_when_read(cfg)
 
     runner = Runner.from_cfg(cfg)

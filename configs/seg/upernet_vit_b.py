@@ -21,7 +21,9 @@ model = dict(
     # mmseg-MAE's backbone: 512 px, drop path 0.1, blocks 3, 5, 7, 11, zero-initialised relative position bias,
     # without mmseg's layer scales (gamma_1/2, initialised to 1.0 there): the official MAE encoder has none
     backbone=dict(type="MAEViT", img_size=crop_size[0], patch_size=patch_size, embed_dim=embed_dim, depth=depth,
-                  num_heads=num_heads, drop_path_rate=0.1, out_indices=out_indices, rel_pos="bias", init_checkpoint=None),
+                  num_heads=num_heads, drop_path_rate=0.1, out_indices=out_indices, rel_pos="bias",
+                  # the checkpoint: --init or mmengine's model.backbone.init_cfg.checkpoint=PATH, both through the strict MAE mapping
+                  init_cfg=dict(type="Pretrained", checkpoint=None)),
     neck=dict(type="MultiScaleNeck", embed_dim=embed_dim, scales=(4, 2, 1, 0.5), norm_cfg=norm_cfg),  # mmseg-MAE's Feature2Pyramid
     # mmseg-MAE's heads (mmseg configs/_base_/models/upernet_mae.py with the MAE config's channels)
     decode_head=dict(type="UPerHead", in_channels=[embed_dim] * 4, in_index=[0, 1, 2, 3], pool_scales=(1, 2, 3, 6),
