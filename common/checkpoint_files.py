@@ -1,17 +1,15 @@
 """Checkpoint files: loading with weights_only=True (errors name the file) and atomic writing."""
 import argparse
-import contextlib
 import errno
 import os
 import re
 import shutil
-import signal
 import tempfile
-import threading
 
 import torch
 
 from .errors import UserError
+from .signals import deferred_signals
 
 
 class CheckpointError(UserError, RuntimeError):
@@ -44,7 +42,7 @@ def save_file(obj, path):
     SIGTERM during the write takes effect once the checkpoint is complete."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    with _signals_deferred():
+    with deferred_signals():
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pth", dir=folder)
         os.close(fd)
         try:
@@ -64,24 +62,6 @@ def save_file(obj, path):
                 raise CheckpointError(f"cannot write checkpoint {path}: {reason}; the files already in {folder} are "
                                       f"untouched: free space there, then continue with --resume auto") from e
             raise
-
-
-@contextlib.contextmanager
-def _signals_deferred(signals=(signal.SIGINT, signal.SIGTERM)):
-    """Holds back the given signals (delivered once the block is left) in the main thread, where Python
-    handles them; other threads never receive Python-level signals."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending = []
-    previous = {s: signal.signal(s, lambda number, frame: pending.append(number)) for s in signals}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, signal.SIG_DFL if handler is None else handler)
-        for s in dict.fromkeys(pending):
-            signal.raise_signal(s)
 
 
 def _umask():

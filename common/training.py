@@ -15,6 +15,7 @@ from .checkpoint_files import save_file
 from .config import check_ranges
 from .errors import UserError
 from .run_lock import owned_output_dir
+from .signals import deferred_signals
 
 
 def init_distributed():
@@ -196,8 +197,10 @@ class TrainerBase:
         # on the device: NCCL reduces GPU tensors only, and the sum needs no host sync
         loss_sum, seen, start = torch.zeros((), dtype=torch.float64, device=self.device), 0, time.perf_counter()
         # a context: the bar is cleared when an error stops the epoch, before its one-line message
-        with tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.is_main,
-                  dynamic_ncols=True, leave=False, mininterval=1.0) as bar:
+        with deferred_signals():  # a Ctrl-C inside tqdm's constructor leaves a half-made bar whose __del__ fails
+            bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.is_main,
+                       dynamic_ncols=True, leave=False, mininterval=1.0)
+        with bar:
             for i, (inputs, targets, bad) in enumerate(self.loader):
                 if i >= n_batches:
                     break

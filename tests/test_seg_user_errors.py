@@ -222,3 +222,15 @@ def test_overrides_are_read_as_mmengine_reads_them_or_refused():
     assert line == ("error: override model.backbone.init_cfg=dict(type=Pretrained, checkpoint=/x.pth) cannot be read: write "
                     "a Python literal, its strings quoted, as in \"model.backbone.init_cfg=dict(type='Pretrained', "
                     "checkpoint='PATH')\"")
+
+
+def test_a_segmentation_run_refuses_a_folder_another_run_holds(tmp_path):
+    from common.run_lock import owned_output_dir
+
+    data = write_ade20k(str(tmp_path / "ade"), num_train=4, num_val=2, size=64, seed=2)
+    run = tmp_path / "run"
+    with owned_output_dir(str(run)):
+        line = user_error("train_seg.py", "--cfg", "seg/upernet_vit_tiny.py", "--data-root", data, "--output-dir", run,
+                          "--init", "none", "train_cfg.max_iters=1")
+    assert line.startswith(f"error: {run} is in use by another run (host ") and f"pid {os.getpid()}," in line
+    assert os.listdir(run) == []  # refused before mmengine's Runner wrote its logs there

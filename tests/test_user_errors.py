@@ -122,13 +122,18 @@ def test_ctrl_c_says_which_checkpoint_resume_continues_from(images, tmp_path):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     last = tmp_path / "checkpoint-last.pth"
     deadline = time.time() + 300
-    while time.time() < deadline and not last.exists():
-        time.sleep(0.1)
+    # the moment: while a checkpoint after the first is being written (its temporary file exists)
+    while not (last.exists() and any(name.startswith(".tmp-") for name in os.listdir(tmp_path))):
+        assert proc.poll() is None and time.time() < deadline, "no checkpoint write seen"
+        time.sleep(0.001)
     proc.send_signal(signal.SIGINT)
     stderr = proc.communicate(timeout=120)[1]
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
     assert stderr.strip().splitlines()[-1] == f"error: interrupted (Ctrl-C); --resume auto continues from {last}"
-    assert load_file(str(last))["epoch"] >= 1
+    with open(tmp_path / "log.csv") as f:
+        epochs_logged = len(list(csv.DictReader(f)))
+    # the interrupted write completed: the checkpoint is of the last epoch logged (logged before it is saved)
+    assert load_file(str(last))["epoch"] == epochs_logged >= 1
 
 
 # -- images and lists -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 Every finished run (after its final evaluation) and every --eval-only appends a row to
 --results-csv (default: results.csv in the run's output dir).
 """
+import contextlib
 import os
 import re
 import sys
@@ -21,6 +22,7 @@ from mmengine.hooks import Hook
 
 from common.config import literal, split_override
 from common.results import default_path, record_result
+from common.run_lock import owned_output_dir
 
 ADE_LAYOUT = "DATA_ROOT/images/{training,validation}/*.jpg (or .png, ...: one extension per folder) and " \
              "DATA_ROOT/annotations/{training,validation}/*.png (ADEChallengeData2016)"
@@ -227,8 +229,14 @@ def main(argv: list[str]) -> None:
         cfg.load_from = args.eval_only
     check_data(cfg, ("test_dataloader",) if args.eval_only else ("train_dataloader", "val_dataloader"))
     check_annotations_when_read(cfg)
+    # a training run owns its folder (rank 0 holds the lock), from before the Runner writes its logs there
+    trains = not args.eval_only and int(os.environ.get("RANK", 0)) == 0
+    with owned_output_dir(cfg.work_dir) if trains else contextlib.nullcontext():
+        run(Runner.from_cfg(cfg), cfg, args)
 
-    runner = Runner.from_cfg(cfg)
+
+def run(runner, cfg, args):
+    """Trains (then validates, if the loop did not at its last iteration) or evaluates, and records."""
     if cfg.load_from:
         checkpoint = check_checkpoint(runner, cfg.load_from)
     if args.eval_only:
