@@ -1,9 +1,10 @@
 """Checkpoint key mapping, shared by every task (the files themselves: common/checkpoint_files.py).
 
-Formats read: official MAE checkpoints ({'model': ...}, encoder-only or with decoder), this
-project's own checkpoints (same names, {'model': ...} plus training state), timm ViT state dicts,
-and transformers' ViTMAE (ViTMAEForPreTraining or ViTMAEModel) state dicts. Loading is strict:
-a key that is neither used nor declared as dropped is an error that names it.
+Formats read: official MAE checkpoints ({'model': ...}, encoder-only or with decoder, or fine-tuned
+with head and fc_norm), this project's own checkpoints (same names, {'model': ...} plus training
+state), timm ViT state dicts, and transformers' ViTMAE (ViTMAEForPreTraining or ViTMAEModel) state
+dicts, also as the folders their save_pretrained writes. Loading is strict: a key that is neither
+used nor declared as dropped is an error that names it.
 """
 from __future__ import annotations
 
@@ -41,14 +42,15 @@ def check_same_model(own: Mapping[str, torch.Tensor], sd: Mapping[str, torch.Ten
                           f"that wrote it, or a new output directory to start afresh")
 
 
-def state_dict_of(obj: object) -> dict[str, torch.Tensor]:
-    """The model state dict inside a checkpoint object, converted to official MAE names."""
+def state_dict_of(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The model state dict inside a checkpoint object (read from source), converted to official MAE names."""
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError("checkpoint holds no state dict of tensors (looked at 'model', 'state_dict' and the top level)")
+        raise CheckpointError(f"{source} holds no state dict of tensors (looked at 'model', 'state_dict' and the "
+                              f"top level)")
     if any(k.startswith(("vit.embeddings.", "embeddings.patch_embeddings.")) for k in obj):
         obj = hf_vitmae_to_official(obj)
     return obj
@@ -200,4 +202,4 @@ def _resample_for(model, value):
 
 def load_checkpoint(model: nn.Module, path: str, drop: Sequence[str] = (), allow_missing: Sequence[str] = ()) -> LoadReport:
     """load_file + state_dict_of + load_state_dict; returns the LoadReport."""
-    return load_state_dict(model, state_dict_of(load_file(path)), drop, allow_missing, source=path)
+    return load_state_dict(model, state_dict_of(load_file(path), path), drop, allow_missing, source=path)

@@ -12,8 +12,8 @@ from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from backbones import check_same_model, param_groups
-from common.checkpoint_files import CheckpointError, load_file
+from backbones import check_same_model, load_state_dict, param_groups, state_dict_of
+from common.checkpoint_files import CheckpointError
 from common.errors import UserError
 from common.images import collate
 from common.results import record_result
@@ -28,7 +28,9 @@ from .transforms import eval_transform, train_transform
 class ClsTrainer(TrainerBase):
     tag = "cls"
 
-    def __init__(self, cfg, resume=None):
+    def __init__(self, cfg, resume=None, eval_only=False):
+        """resume: a checkpoint or 'auto'; eval_only: it is only evaluated, so it may also be an
+        official fine-tuned one (mae_finetuned_vit_*.pth)."""
         self.setup(cfg)
         self.train_set = build_dataset(cfg.dataset, cfg.data_root, "train", train_transform(cfg), cfg.bad_images)
         self.val_set = build_dataset(cfg.dataset, cfg.data_root, "val", eval_transform(cfg), cfg.bad_images)
@@ -45,7 +47,7 @@ class ClsTrainer(TrainerBase):
 
         self.model = build_classifier(cfg.backbone, self.num_classes, cfg.mode, cfg.input_size, cfg.drop_path,
                                       **cfg.backbone_overrides).to(self.device)
-        resume_path = self.resolve_resume(resume)
+        resume_path, resume_ckpt = self.resume_checkpoint(resume)
         if cfg.init and cfg.init != "none":
             self.log(f"init from {cfg.init}: {load_pretrained(self.model, cfg.init).summary()}")
         elif cfg.mode != "scratch" and not cfg.init and not resume_path:
@@ -71,7 +73,7 @@ class ClsTrainer(TrainerBase):
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.start_epoch, self.skipped = 0, []
         if resume_path:
-            self.load(resume_path)
+            self.load(resume_path, resume_ckpt, eval_only)
         self.ddp = DistributedDataParallel(self.model) if self.world > 1 else self.model
 
     def build_optimizer(self):
@@ -87,8 +89,9 @@ class ClsTrainer(TrainerBase):
                                  betas=tuple(cfg.betas), fused=True)
 
     # -- state -----------------------------------------------------------------------------------
-    def load(self, path):
-        ckpt = load_file(path)
+    def load(self, path, ckpt, eval_only=False):
+        if eval_only and isinstance(ckpt, dict) and "classes" not in ckpt:
+            return self.load_official(path, ckpt)
         if not isinstance(ckpt, dict) or "classes" not in ckpt:
             raise CheckpointError(f"{path} is not a checkpoint of tools/train_cls.py; to start from an MAE checkpoint "
                                   f"pass it as --init")
@@ -105,6 +108,25 @@ class ClsTrainer(TrainerBase):
         self.start_epoch = ckpt.get("epoch", 0)
         self.skipped = list(ckpt.get("skipped_images", []))
         self.log(f"resumed from {path} at epoch {self.start_epoch}")
+
+    def load_official(self, path, ckpt):
+        """An official fine-tuned checkpoint ({'model': ...}, its command line under 'args'), mapped as
+        strictly as --init: its head has this dataset's classes, and every other key fits the model."""
+        sd = state_dict_of(ckpt, path)
+        if not any(k.startswith("head.") for k in sd):
+            raise CheckpointError(f"{path} has no classification head (head.*): --eval-only takes a fine-tuned "
+                                  f"checkpoint (tools/train_cls.py's or an official mae_finetuned_vit_*.pth); pass "
+                                  f"an MAE pre-training checkpoint as --init")
+        key = "head.weight" if isinstance(self.model.head, nn.Linear) else "head.1.weight"
+        if key in sd and len(sd[key]) != self.num_classes:
+            raise CheckpointError(f"{path}: its head ({key}) has {len(sd[key])} classes, {self.cfg.dataset} under "
+                                  f"{self.cfg.data_root} has {self.num_classes}: evaluate it on the dataset it was "
+                                  f"fine-tuned for")
+        self.log(f"official fine-tuned checkpoint {path}: {load_state_dict(self.model, sd, source=path).summary()}")
+        if self.ema is not None:  # evaluate() reads the EMA: here it is these weights
+            self.ema.module.load_state_dict(self.model.state_dict())
+        # the official main_finetune.py names its pre-trained checkpoint --finetune
+        self.pretrain_checkpoint = getattr(ckpt.get("args"), "finetune", "") or ""
 
     def save(self, epoch):
         if not self.is_main:

@@ -5,13 +5,14 @@ import csv
 import hashlib
 import math
 import os
+import re
 import time
 
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from .checkpoint_files import save_file
+from .checkpoint_files import CheckpointError, load_file, save_file
 from .config import check_ranges
 from .errors import UserError
 from .run_lock import owned_output_dir
@@ -158,11 +159,28 @@ class TrainerBase:
                 raise SystemExit(2)
             yield
 
-    def resolve_resume(self, resume):
-        """'auto' -> checkpoint-last.pth when it exists (else a fresh start); a path stays a path."""
-        if resume == "auto":
-            return self.last_path if os.path.isfile(self.last_path) else None
-        return resume
+    def resume_checkpoint(self, resume):
+        """--resume -> (path, loaded checkpoint), or (None, None) for a fresh start. 'auto' takes
+        checkpoint-last.pth when present; if that one no longer loads (cut short outside the atomic
+        save: a copy, a failing disk), the newest numbered checkpoint that loads, named in the log."""
+        if resume != "auto":
+            return (resume, load_file(resume)) if resume else (None, None)
+        if not os.path.isfile(self.last_path):
+            return None, None
+        try:
+            return self.last_path, load_file(self.last_path)
+        except CheckpointError as error:
+            names = os.listdir(self.cfg.output_dir)
+            numbered = [m for m in map(re.compile(r"checkpoint-(\d+)\.pth").fullmatch, names) if m]
+            for m in sorted(numbered, key=lambda m: int(m.group(1)), reverse=True):
+                path = os.path.join(self.cfg.output_dir, m.group(0))
+                try:
+                    ckpt = load_file(path)
+                except CheckpointError:
+                    continue
+                self.log(f"{error}; --resume auto continues from {path}, the newest numbered checkpoint that loads")
+                return path, ckpt
+            raise
 
     def log(self, msg):
         if self.is_main:

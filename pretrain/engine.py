@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from backbones.checkpoint import check_same_model
 from backbones.param_groups import param_groups
-from common.checkpoint_files import CheckpointError, load_file
+from common.checkpoint_files import CheckpointError
 from common.errors import UserError
 from common.images import BadImageError, collate, normalize, read_image
 from common.training import CsvLog, TrainerBase, autocast, param_digest, plain
@@ -56,9 +56,9 @@ class Trainer(TrainerBase):
                                            lr=self.lr, betas=tuple(cfg.betas), fused=True)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.start_epoch, self.skipped = 0, []
-        resume = self.resolve_resume(resume)
+        resume, ckpt = self.resume_checkpoint(resume)
         if resume:
-            self.load(resume)
+            self.load(resume, ckpt)
         elif cfg.target == "pca":
             self.fit_pca()
         self.ddp = DistributedDataParallel(self.model) if self.world > 1 else self.model
@@ -74,8 +74,7 @@ class Trainer(TrainerBase):
                 "scaler": self.scaler.state_dict(), "epoch": epoch,
                 "config": plain(dataclasses.asdict(self.cfg)), "skipped_images": self.skipped}
 
-    def load(self, path):
-        ckpt = load_file(path)
+    def load(self, path, ckpt):
         if not isinstance(ckpt, dict) or not {"model", "optimizer", "scaler", "epoch"} <= ckpt.keys() or "classes" in ckpt:
             raise CheckpointError(f"{path} is not a checkpoint of tools/pretrain.py (it holds no pre-training state); "
                                   f"--resume continues a pre-training run from its own checkpoint-last.pth")

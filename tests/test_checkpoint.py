@@ -99,3 +99,47 @@ def test_atomic_save_keeps_the_old_file_on_failure(tmp_path):
         save_file({"x": torch.zeros(2), "bad": Unpicklable()}, path)
     torch.testing.assert_close(load_file(path)["x"], torch.ones(2))
     assert os.listdir(tmp_path) == ["ckpt.pth"]
+
+
+class _CallsOsSystem:
+    def __reduce__(self):  # what a malicious checkpoint does: os.system is a global of a module torch blocks
+        return os.system, ("true",)
+
+
+def _a_function():
+    pass
+
+
+def test_checkpoints_holding_code_are_refused_for_safety_and_name_it(tmp_path):
+    import cloudpickle
+
+    cases = [(f"{os.system.__module__}.system", {"x": _CallsOsSystem()}, {}),
+             ("cloudpickle", {"transform": lambda x: x + 1}, {"pickle_module": cloudpickle}),  # a lambda, by value
+             (f"{_a_function.__module__}._a_function", {"hook": _a_function}, {})]
+    for i, (_, obj, kwargs) in enumerate(cases):
+        torch.save({"model": {}, **obj}, tmp_path / f"{i}.pth", **kwargs)
+    # a pickle that asks torch to call something it pushed itself (not a global): no file torch.save writes
+    (tmp_path / f"{len(cases)}.pth").write_bytes(b"\x80\x02X\x03\x00\x00\x00absq\x00)R.")
+    for i, named in enumerate([name for name, _, _ in cases] + ["abs"]):
+        with pytest.raises(CheckpointError) as refused:
+            load_file(str(tmp_path / f"{i}.pth"))
+        message = str(refused.value)
+        assert message.startswith(f"cannot load checkpoint {tmp_path}/{i}.pth: it holds objects other than"), message
+        assert f"({named}" in message and "refuses for safety" in message and "truncated" not in message, message
+
+
+def test_a_pickle_protocol_weights_only_does_not_read_is_named_as_such(tmp_path):
+    path = tmp_path / "protocol4.pth"
+    torch.save({"model": {"w": torch.zeros(2)}}, path, pickle_protocol=4)  # tensors only, still refused
+    with pytest.raises(CheckpointError, match=rf"{path}: it is pickled with protocol 4 or later \(instruction FRAME\)"):
+        load_file(str(path))
+
+
+def test_a_folder_without_weights_names_the_file_to_pass(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match=rf"{tmp_path} is a folder without model.safetensors or pytorch_model.bin "
+                                              r".*: pass a checkpoint file$"):
+        load_file(str(tmp_path))
+    save_file({"model": {}}, str(tmp_path / "checkpoint-last.pth"))
+    with pytest.raises(CheckpointError, match=r"pass one of its files \(checkpoint-last.pth\)$"):
+        load_file(str(tmp_path))

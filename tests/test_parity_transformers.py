@@ -1,9 +1,13 @@
 """Parity with a real peer: transformers' ViTMAEForPreTraining, weights converted both ways."""
+import os
+
 import pytest
 import torch
-from transformers import ViTMAEConfig, ViTMAEForPreTraining
+from transformers import ViTMAEConfig, ViTMAEForPreTraining, ViTMAEModel
 
-from backbones.checkpoint import official_to_hf_vitmae, state_dict_of
+from backbones.checkpoint import load_checkpoint, official_to_hf_vitmae, state_dict_of
+from cls_transfer.models import build_classifier, load_pretrained
+from common.checkpoint_files import CheckpointError
 from conftest import tiny_mae_kwargs
 from pretrain import MaskedAutoencoder
 
@@ -69,3 +73,28 @@ def test_bf16_fast_path_is_at_least_as_accurate_as_the_peer():
     ours_err = (pred.float() - ref).abs().mean()
     peer_err = (peer_pred.float() - ref).abs().mean()
     assert pred.dtype == torch.bfloat16 and 0 < ours_err <= peer_err * 1.05, (ours_err, peer_err)
+
+
+def test_save_pretrained_folders_load_as_the_parity_mapping(tmp_path):
+    """--init DIR with a transformers save_pretrained folder (safetensors, pytorch_model.bin, or a bare
+    ViTMAEModel) gives exactly the weights of the mapping above; a cut-short weights file is named."""
+    peer = _hf_peer(False, 0.75)
+    encoder = ViTMAEModel(peer.config)
+    encoder.load_state_dict(peer.vit.state_dict())
+    peer.save_pretrained(tmp_path / "safetensors")
+    peer.save_pretrained(tmp_path / "bin", safe_serialization=False)
+    encoder.save_pretrained(tmp_path / "encoder")
+    assert sorted(os.listdir(tmp_path / "bin")) == ["config.json", "pytorch_model.bin"]
+    expected = state_dict_of(peer.state_dict())
+    for folder in ("safetensors", "bin"):
+        ours = MaskedAutoencoder(**tiny_mae_kwargs())
+        load_checkpoint(ours, str(tmp_path / folder))
+        assert all(torch.equal(ours.state_dict()[k], v) for k, v in expected.items()), folder
+    classifier = build_classifier("vit_tiny_patch16", 5, img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4)
+    load_pretrained(classifier, str(tmp_path / "encoder"))  # what --init DIR of tools/train_cls.py does
+    own = classifier.state_dict()
+    assert all(torch.equal(own[k], expected[k]) for k in expected if k in own) and "blocks.1.attn.qkv.weight" in own
+    weights = tmp_path / "safetensors" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=rf"cannot load checkpoint {weights} \(truncated, or not a safetensors"):
+        load_checkpoint(MaskedAutoencoder(**tiny_mae_kwargs()), str(tmp_path / "safetensors"))

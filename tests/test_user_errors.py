@@ -1,5 +1,6 @@
 """A user's own data, settings and interruptions: the right result, or one line `error: ...` with
 exit code 2 that names the culprit (pre-training, classification, reconstructions, checkpoints)."""
+import argparse
 import csv
 import os
 import resource
@@ -14,6 +15,7 @@ import pytest
 import torch
 from conftest import ROOT, TINY_ENCODER, images_with_one_broken_file, user_error
 from PIL import Image
+from timm.models.vision_transformer import VisionTransformer
 
 from cls_transfer.config import load_cls_config
 from cls_transfer.datasets import build_dataset
@@ -279,3 +281,88 @@ def test_inaturalist_categories_outside_the_train_list_name_the_json(cls_sets, t
 def test_classification_resumes_only_its_own_checkpoints(cls_sets, pretrained, tmp_path):
     line = user_error(*cls_cli(cls_sets, tmp_path, "--resume", pretrained, "backbone_overrides={'patch_size': 8, 'depth': 2}"))
     assert f"{pretrained} is not a checkpoint of tools/train_cls.py; to start from an MAE checkpoint pass it as --init" in line
+
+
+def cut_short(path):
+    path.write_bytes(path.read_bytes()[: os.path.getsize(path) // 2])
+
+
+def test_resume_auto_passes_over_a_truncated_last_checkpoint(images, tmp_path):
+    Trainer(PretrainConfig(model="mae_vit_tiny_patch16", model_overrides=TINY_MAE, input_size=32, epochs=3,
+                           warmup_epochs=1, batch_size=4, num_workers=0, vis_every=0, precision="fp32", save_every=1,
+                           data=images, output_dir=str(tmp_path))).train()
+    last, numbered = tmp_path / "checkpoint-last.pth", [tmp_path / f"checkpoint-{e:04d}.pth" for e in (1, 2, 3)]
+    cut_short(last)  # as by an interrupted copy
+    args = pretrain_cli(images, tmp_path, "epochs=4", "--resume", "auto")
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", args[0]), *map(str, args[1:])],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    said = [line for line in result.stdout.splitlines() if "--resume auto continues from" in line]
+    assert len(said) == 1 and f"cannot load checkpoint {last} (truncated" in said[0], result.stdout[-3000:]
+    assert said[0].endswith(f"continues from {numbered[2]}, the newest numbered checkpoint that loads")
+    assert f"resumed from {numbered[2]} at epoch 3" in result.stdout
+    assert [load_file(str(p))["epoch"] for p in (*numbered, last, tmp_path / "checkpoint-0004.pth")] == [1, 2, 3, 4, 4]
+    # no numbered checkpoint that loads: the run stops, as before, on the last one
+    for path in tmp_path.glob("checkpoint-*.pth"):
+        cut_short(path)
+    assert f"cannot load checkpoint {last} (truncated" in user_error(*args)
+
+
+# -- official fine-tuned checkpoints (--eval-only) --------------------------------------------------
+def official_finetuned(path, num_classes, without=()):
+    """A checkpoint as the official main_finetune.py writes it: {'model', 'args': Namespace}, the model
+    being timm's VisionTransformer with global pooling (fc_norm), which the official models_vit.py extends
+    (the same names for ViT-B/L/H). -> the timm model."""
+    model = VisionTransformer(img_size=32, patch_size=8, embed_dim=192, depth=4, num_heads=3, num_classes=num_classes,
+                              global_pool="avg")  # the ViT of cls/tiny_cpu.py at 32 px
+    sd = {k: v for k, v in model.state_dict().items() if k not in without}
+    args = argparse.Namespace(model="vit_tiny_patch8", nb_classes=num_classes, global_pool=True,
+                              finetune="mae_pretrain_vit_tiny.pth")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": sd, "args": args}, path)
+    return model
+
+
+def cls_eval(cls_sets, checkpoint):
+    return ("train_cls.py", "--cfg", "cls/tiny_cpu.py", "--data-root", cls_sets["imagenet"], "--eval-only", checkpoint,
+            "num_workers=0", "input_size=32", "batch_size=8")
+
+
+def test_eval_only_evaluates_an_official_fine_tuned_checkpoint_as_its_own(cls_sets, tmp_path):
+    official = tmp_path / "official" / "mae_finetuned_vit_tiny.pth"
+    timm_model = official_finetuned(official, num_classes=5).eval()
+    settings = dict(data_root=cls_sets["imagenet"], output_dir=str(tmp_path / "own"), init="none", num_workers=0,
+                    input_size=32, batch_size=8)
+    cfg = load_cls_config(os.path.join(ROOT, "configs/cls/tiny_cpu.py"), [f"{k}={v!r}" for k, v in settings.items()])
+    own = ClsTrainer(cfg)  # the same weights as tools/train_cls.py's own checkpoint
+    own.model.load_state_dict(timm_model.state_dict())
+    own.save(1)
+    rows = []
+    for checkpoint in (official, tmp_path / "own" / "checkpoint-last.pth"):
+        args = cls_eval(cls_sets, checkpoint)
+        result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", args[0]), *map(str, args[1:])],
+                                capture_output=True, text=True, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        with open(checkpoint.parent / "results.csv") as f:
+            rows += list(csv.DictReader(f))
+    official_row, own_row = rows
+    assert (official_row["top1"], official_row["top5"]) == (own_row["top1"], own_row["top5"])
+    assert official_row["run_dir"] == str(official.parent)
+    assert official_row["pretrain_checkpoint"] == "mae_pretrain_vit_tiny.pth"  # the official args.finetune
+    loaded = ClsTrainer(cfg, resume=str(official), eval_only=True).model.eval()
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in timm_model.state_dict().items())
+    imgs = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(imgs), timm_model(imgs), atol=1e-5, rtol=0)  # the official architecture
+
+
+def test_eval_only_refuses_an_official_checkpoint_that_does_not_fit(cls_sets, tmp_path):
+    seven = tmp_path / "seven_classes.pth"
+    official_finetuned(seven, num_classes=7)
+    line = user_error(*cls_eval(cls_sets, seven))
+    assert f"{seven}: its head (head.weight) has 7 classes, imagenet under {cls_sets['imagenet']} has 5" in line
+    partial = tmp_path / "no_fc_norm.pth"
+    official_finetuned(partial, num_classes=5, without=("fc_norm.weight",))
+    line = user_error(*cls_eval(cls_sets, partial))
+    assert f"{partial} does not match the model; missing keys: fc_norm.weight" in line
+    assert not (tmp_path / "results.csv").exists()

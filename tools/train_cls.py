@@ -19,8 +19,8 @@ import _cli
 def main(argv: list[str]) -> None:
     parser = _cli.ArgumentParser(description=__doc__)
     parser.add_argument("--cfg", required=True, help="config file (path or name under configs/)")
-    parser.add_argument("--init", help="MAE checkpoint to start from (tools/pretrain.py's or an official one); "
-                                       "'none' trains from random weights")
+    parser.add_argument("--init", help="MAE checkpoint to start from (tools/pretrain.py's, an official one, or a "
+                                       "transformers ViTMAE save_pretrained folder); 'none' trains from random weights")
     parser.add_argument("--dataset", help="imagenet, inat2017, inat2018, inat2019, places205 or places365")
     parser.add_argument("--data-root")
     parser.add_argument("--mode", choices=("finetune", "linprobe", "partial", "scratch"))
@@ -28,7 +28,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--output-dir")
     parser.add_argument("--resume", help="a checkpoint, or 'auto' for OUTPUT_DIR/checkpoint-last.pth if present")
     parser.add_argument("--eval-only", nargs="?", const="", metavar="CHECKPOINT",
-                        help="evaluate a checkpoint (or the --resume one) and record it")
+                        help="evaluate a checkpoint (or the --resume one) and record it: one of tools/train_cls.py "
+                             "or an official fine-tuned one (mae_finetuned_vit_base.pth ...)")
     parser.add_argument("--results-csv", help="where the result row goes (default: RUN_DIR/results.csv)")
     parser.add_argument("overrides", nargs="*", help="config overrides: key=value")
     args = parser.parse_intermixed_args(argv)
@@ -46,7 +47,7 @@ def main(argv: list[str]) -> None:
 
     with _cli.setup_checks():
         cfg = load_cls_config(_cli.resolve_config_path(args.cfg), overrides + list(args.overrides))
-        trainer = ClsTrainer(cfg, resume=resume)
+        trainer = ClsTrainer(cfg, resume=resume, eval_only=args.eval_only is not None)
     if args.eval_only is not None:
         top1, top5 = trainer.evaluate()
         trainer.record_result(top1, top5, trainer.start_epoch, run_dir=os.path.dirname(os.path.abspath(resume)))
