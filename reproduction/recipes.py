@@ -302,7 +302,11 @@ class PaperPreset(Preset):
         self.root = os.path.abspath(args.data_root)
 
     def torchrun(self, script, *args):
+        """The tool under torchrun on every machine; with --submit, the tool alone (its SLURM job's tasks
+        are its processes, common.slurm)."""
         a = self.args
+        if a.submit:
+            return [script, *map(str, args)]
         return ["torchrun", f"--nnodes={a.nnodes}", f"--node_rank={a.node_rank}", f"--nproc_per_node={a.nproc_per_node}",
                 f"--master_addr={a.master_addr}", f"--master_port={a.master_port}",
                 tool_path(script), *map(str, args)]
@@ -341,10 +345,12 @@ class PaperPreset(Preset):
             raise Unavailable(f"no Mask R-CNN config for ViT-{size}")
         init, run = self.checkpoint(source, size)
         a = self.args
+        argv = ["--cfg", f"det/{self.DET[size]}.py", "--init", init, "--data-root", self.root, "--output-dir",
+                self.out(f"det-{size}-{source}-seed{seed}"), "--resume", "--results-csv", self.csv("det")]
+        if a.submit:  # its job's tasks are its processes (common.slurm adds Detectron2's launch flags)
+            return Run(deps=(run,), **self.recorded("det"), argv=[TOOLS["det"], *argv, f"train.seed={seed}"])
         return Run(deps=(run,), **self.recorded("det"), argv=[
-            "python", tool_path(TOOLS["det"]), "--cfg", f"det/{self.DET[size]}.py",
-            "--init", init, "--data-root", self.root, "--output-dir", self.out(f"det-{size}-{source}-seed{seed}"),
-            "--resume", "--results-csv", self.csv("det"), "--num-gpus", str(a.nproc_per_node), "--num-machines",
+            "python", tool_path(TOOLS["det"]), *argv, "--num-gpus", str(a.nproc_per_node), "--num-machines",
             str(a.nnodes), "--machine-rank", str(a.node_rank), "--dist-url", f"tcp://{a.master_addr}:{a.master_port}",
             f"train.seed={seed}"])
 

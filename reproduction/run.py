@@ -40,11 +40,42 @@ def execute(run, check_record=True, threads=None):
                 tail = "".join(f.readlines()[-25:])
             raise SystemExit(f"{tail}\nerror: run {run.name} failed (exit {code}); its log: {log}\n"
                              f"fix the cause and run the same command again: finished runs are kept, this one resumes")
-        if run.results_csv and check_record and last_record(run) is None:
-            raise SystemExit(f"error: run {run.name} finished but left no row for {run.out_dir} in {run.results_csv}")
-    run.seconds = time.perf_counter() - start
+    mark_done(run, time.perf_counter() - start, check_record)
+
+
+def mark_done(run, seconds, check_record=True):
+    """A finished run is done once its result row is there (transfers); the marker holds its seconds."""
+    if run.results_csv and check_record and last_record(run) is None:
+        raise SystemExit(f"error: run {run.name} finished but left no row for {run.out_dir} in {run.results_csv}")
+    run.seconds = seconds
     with open(run.marker, "w") as f:
         f.write(f"{run.seconds:.1f}\n")
+
+
+class MarkDone:
+    """A SLURM job's on_success (common.slurm): marks its run done, with the job's seconds."""
+
+    def __init__(self, run):
+        self.run, self.submitted = run, time.time()
+
+    def __call__(self):
+        mark_done(self.run, time.time() - self.submitted)
+
+
+def submit_all(preset, names, slurm_args):
+    """Submits the given runs (in dependency order) as SLURM jobs, each after the jobs of its pending
+    dependencies have succeeded (afterok); runs already done are not submitted. -> {name: job id}."""
+    from common import slurm
+
+    jobs = {}
+    for name in names:
+        run = preset.runs[name]
+        after = [jobs[dep] for dep in run.deps if dep in jobs]
+        job = slurm.submit(slurm_args, run.argv, dependency="afterok:" + ":".join(after) if after else None,
+                           on_success=MarkDone(run))
+        jobs[name] = job.job_id
+        print(f"[reproduce] submitted {name}: job {job.job_id}" + (f" after {', '.join(after)}" if after else ""), flush=True)
+    return jobs
 
 
 def execute_all(preset, names, check_record=True, jobs=1):

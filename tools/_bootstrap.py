@@ -3,7 +3,8 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
+# first, also when PYTHONPATH already holds it: after tools/, tools/pretrain.py would shadow the package
+if sys.path[0] != ROOT:
     sys.path.insert(0, ROOT)
 
 

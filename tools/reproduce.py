@@ -5,6 +5,7 @@
   python tools/reproduce.py --preset paper --data-root /data --dalle-encoder encoder.pkl \
       --nproc-per-node 8 --nnodes 4 --node-rank $RANK --master-addr $HEAD            # writes the commands
   ... --preset paper ... --launch                                    # runs them (every node, same command)
+  ... --preset paper ... --submit --partition P --time 72:00:00      # every run a SLURM job after its inputs
 
 The graph: generated data (tiny/smoke) -> the dVAE tokenizer -> MAE pre-training per target
 (pixel, normalised pixel, dVAE token) -> every transfer run that uses them (ImageNet fine-tuning,
@@ -32,11 +33,12 @@ import sys
 
 import _bootstrap  # noqa: F401  (puts the repository root on sys.path)
 
+from common import slurm
 from reproduction.paper_tables import TABLES
 from reproduction.plan import ordered, plan
 from reproduction.recipes import PRESETS
 from reproduction.report import export, write_script, write_timings
-from reproduction.run import execute_all
+from reproduction.run import execute_all, submit_all
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,6 +58,12 @@ def main(argv: list[str] | None = None) -> None:
     paper.add_argument("--node-rank", type=int, default=0)
     paper.add_argument("--master-addr", default="127.0.0.1")
     paper.add_argument("--master-port", type=int, default=29500)
+    paper.add_argument("--submit", action="store_true",
+                       help="submit each pending run as a SLURM job (--nnodes nodes x --nproc-per-node GPUs) that "
+                            "starts once the jobs of its inputs succeeded (afterok); finished runs are skipped")
+    paper.add_argument("--cpu-cluster", action="store_true",
+                       help="with --submit: --nproc-per-node processes per node without GPUs")
+    slurm.add_arguments(parser, resources=False)
     args = parser.parse_args(argv)
     try:
         tables = sorted({int(t) for t in args.tables.split(",")})
@@ -64,6 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     if not set(tables) <= set(TABLES):
         parser.error(f"--tables {args.tables!r}: only tables {sorted(TABLES)} are reproduced")
 
+    if args.submit and (args.preset != "paper" or args.launch):
+        parser.error("--submit submits the paper preset's runs (without --launch)")
     if args.jobs < 1 or (args.jobs > 1 and args.preset == "paper"):
         parser.error(f"--jobs {args.jobs}: at least 1, and 1 for the paper preset (its runs each use every GPU "
                      f"of every machine, in the same order everywhere)")
@@ -78,7 +88,11 @@ def main(argv: list[str] | None = None) -> None:
         for name in names:
             print(f"  {'done   ' if preset.runs[name].done else 'pending'} {name}")
         return
-    if args.preset == "paper" and not args.launch:
+    if args.submit:
+        per_node = dict(tasks_per_node=args.nproc_per_node, gpus_per_node=0) if args.cpu_cluster else \
+            dict(tasks_per_node=None, gpus_per_node=args.nproc_per_node)
+        submit_all(preset, pending, argparse.Namespace(**vars(args), nodes=args.nnodes, **per_node))
+    elif args.preset == "paper" and not args.launch:
         print(f"[reproduce] commands: {write_script(preset, names)} (or add --launch to run them here)")
     else:
         execute_all(preset, pending, check_record=args.preset != "paper" or args.node_rank == 0, jobs=args.jobs)
