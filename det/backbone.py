@@ -39,6 +39,7 @@ class ViTBackbone(Backbone):
         super().__init__()
         if depth % 4:
             raise ValueError(f"depth {depth} does not split into 4 equal groups")
+        scales = pyramid_scales(patch_size)  # before the ViT: a patch size without a pyramid is the problem to name
         self.group_ends = tuple(depth // 4 * (i + 1) - 1 for i in range(4))
         self.vit = VisionTransformer(img_size, patch_size, 3, embed_dim, depth, num_heads, drop_path_rate=drop_path_rate,
                                      learnable_pos_embed=True, window_size=window_size,
@@ -48,7 +49,7 @@ class ViTBackbone(Backbone):
         del self.vit.norm, self.vit.cls_token  # dense features use the patch tokens only
         self.multi_scale = multi_scale
         if multi_scale:  # resample the stride-`patch_size` maps to strides 4, 8, 16, 32
-            self.resample = MultiScaleResample(embed_dim, pyramid_scales(patch_size), pyramid_norm)
+            self.resample = MultiScaleResample(embed_dim, scales, pyramid_norm)
             self._out_features = list(STAGES)
             self._out_feature_strides = dict(zip(STAGES, (4, 8, 16, 32)))
         else:

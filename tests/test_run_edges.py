@@ -50,10 +50,16 @@ def wait_for(path, proc, seconds=300):
 
 # -- 1. an interrupt while a checkpoint is written ------------------------------------------------
 SAVE_ONCE = textwrap.dedent("""
-    import sys, torch
+    import os, signal, sys, torch
     from common.checkpoint_files import save_file
-    state = {"model": {f"w{i}": torch.full((256, 1024), float(i)) for i in range(64)}, "epoch": 3}
-    print("ready", flush=True)
+
+    real_save = torch.save
+    def signal_then_save(*args, **kwargs):  # the moment: inside save_file, as the write starts
+        os.kill(os.getpid(), int(sys.argv[2]))
+        return real_save(*args, **kwargs)
+
+    torch.save = signal_then_save
+    state = {"model": {f"w{i}": torch.full((256, 256), float(i)) for i in range(16)}, "epoch": 3}
     try:
         save_file(state, sys.argv[1])
         print("returned", flush=True)
@@ -67,19 +73,14 @@ SAVE_ONCE = textwrap.dedent("""
 def test_an_interrupt_during_a_checkpoint_write_takes_effect_once_the_file_is_complete(tmp_path, signum):
     target = tmp_path / "checkpoint-last.pth"
     save_file({"epoch": 2}, str(target))  # the previous checkpoint
-    proc = subprocess.Popen([sys.executable, "-c", SAVE_ONCE, str(target)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": ROOT})
-    assert proc.stdout.readline() == "ready\n"
-    # the moment: while the 64 MB write is under way (its temporary file exists)
-    while not any(name.startswith(".tmp-") for name in os.listdir(tmp_path)):
-        assert proc.poll() is None, proc.stderr.read()
-    proc.send_signal(signum)
-    out, err = proc.communicate(timeout=120)
-    # SIGINT: KeyboardInterrupt right after the save; SIGTERM: the default action, after the save
-    assert proc.returncode == (130 if signum == signal.SIGINT else -signal.SIGTERM), (proc.returncode, err[-3000:])
-    assert "returned" not in out and "Traceback" not in err and "terminate called" not in err
+    result = subprocess.run([sys.executable, "-c", SAVE_ONCE, str(target), str(int(signum))], cwd=ROOT,
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT}, timeout=120)
+    # SIGINT: KeyboardInterrupt as save_file returns; SIGTERM: its default action, once the file is complete
+    expected = (130, "interrupted\n") if signum == signal.SIGINT else (-signal.SIGTERM, "")
+    assert (result.returncode, result.stdout) == expected, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "terminate called" not in result.stderr
     saved = load_file(str(target))
-    assert saved["epoch"] == 3 and torch.equal(saved["model"]["w63"], torch.full((256, 1024), 63.0))
+    assert saved["epoch"] == 3 and torch.equal(saved["model"]["w15"], torch.full((256, 256), 15.0))
     assert os.listdir(tmp_path) == ["checkpoint-last.pth"]
 
 
