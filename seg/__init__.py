@@ -9,6 +9,7 @@ from .checkpoint_safety import (
     write_checkpoints_atomically,
 )
 from .data_checks import CheckSegMap, files_under, image_suffix
+from .distributed import CPUDistributedDataParallel, GlooSyncBatchNorm
 from .neck import MultiScaleNeck
 from .optim import LayerDecayOptimWrapperConstructor
 from .schedule import RunLengthPolyLR
@@ -17,6 +18,6 @@ from .schedule import RunLengthPolyLR
 write_checkpoints_atomically()
 load_checkpoints_safely()
 
-__all__ = ["CheckSegMap", "MAEViT", "MultiScaleNeck", "LayerDecayOptimWrapperConstructor", "RunLengthPolyLR",
-           "files_under", "history_buffers_without_functions", "image_suffix", "load_checkpoints_safely",
-           "mmengine_checkpoint_globals", "write_checkpoints_atomically"]
+__all__ = ["CPUDistributedDataParallel", "CheckSegMap", "GlooSyncBatchNorm", "MAEViT", "MultiScaleNeck",
+           "LayerDecayOptimWrapperConstructor", "RunLengthPolyLR", "files_under", "history_buffers_without_functions",
+           "image_suffix", "load_checkpoints_safely", "mmengine_checkpoint_globals", "write_checkpoints_atomically"]

@@ -178,3 +178,15 @@ def test_a_detection_run_refuses_a_folder_another_run_holds(tmp_path, coco):
                           "--output-dir", run, "--init", "none", "train.max_iter=1")
     assert line.startswith(f"error: {run} is in use by another run (host ") and f"pid {os.getpid()}," in line
     assert os.listdir(run) == []
+
+
+def test_a_process_count_the_batch_does_not_split_over_is_one_line_before_any_starts(tmp_path, coco):
+    train, val = unedited(tmp_path, "train", coco), unedited(tmp_path, "val", coco)
+    names = [spec.partition("=")[0] for spec in (train, val)]
+    line = user_error("train_det.py", "--cfg", "det/mask_rcnn_vit_tiny.py", "--dataset", train, "--dataset", val,
+                      f"dataloader.train.dataset.names={names[0]}", f"dataloader.test.dataset.names={names[1]}",
+                      "--output-dir", tmp_path / "run", "--init", "none", "--num-processes", "3")
+    assert line == ("error: dataloader.train.total_batch_size=4 does not split over 3 processes (each takes total / "
+                    "processes): make it a multiple of 3")
+    with pytest.raises(UserError, match=r"argument --num-gpus/--num-processes: 0 is out of range: it must be in \[1, inf\)"):
+        train_det.parse_args(["--cfg", "det/mask_rcnn_vit_tiny.py", "--num-gpus", "0"])

@@ -5,7 +5,6 @@ weight decay; the recipe fields of configs/seg/upernet_vit_b.py against that con
 128 px, 4 blocks of width 64, 64-channel heads, non-zero relative position bias tables."""
 import copy
 import os
-import sys
 
 import mmseg
 import pytest
@@ -15,10 +14,9 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 
 import seg  # noqa: F401  (registers the modules)
+from seg.distributed import use_plain_batchnorm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.append(os.path.join(ROOT, "tools"))  # for _bootstrap; last, so tools/pretrain.py hides no package
-from train_seg import use_plain_batchnorm  # noqa: E402
 
 REFERENCE = os.path.join(os.path.dirname(mmseg.__file__), ".mim", "configs", "mae",
                          "mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py")

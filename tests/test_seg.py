@@ -11,13 +11,12 @@ from mmengine.config import Config
 from mmseg.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 
 import seg  # noqa: F401  (registers the modules)
+from seg.distributed import use_plain_batchnorm
 from conftest import tiny_mae_kwargs
 from pretrain import MaskedAutoencoder
 from reproduction.toy_data import write_ade20k
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.append(os.path.join(ROOT, "tools"))  # for _bootstrap; last, so tools/pretrain.py hides no package
-from train_seg import use_plain_batchnorm  # noqa: E402
 
 BACKBONE = dict(type="MAEViT", img_size=64, patch_size=8, embed_dim=64, depth=4, num_heads=4, out_indices=(0, 1, 2, 3))
 

@@ -234,3 +234,25 @@ def test_a_segmentation_run_refuses_a_folder_another_run_holds(tmp_path):
                           "--init", "none", "train_cfg.max_iters=1")
     assert line.startswith(f"error: {run} is in use by another run (host ") and f"pid {os.getpid()}," in line
     assert os.listdir(run) == []  # refused before mmengine's Runner wrote its logs there
+
+
+def test_a_launcher_without_the_environment_it_reads_is_one_line(tmp_path, monkeypatch):
+    from seg.distributed import chosen_launcher
+
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID", "SLURM_NTASKS",
+                 "SLURM_LOCALID", "SLURM_NODELIST"):
+        monkeypatch.delenv(name, raising=False)
+    data = write_ade20k(str(tmp_path / "ade"), num_train=2, num_val=1, size=64, seed=2)
+    line = user_error("train_seg.py", "--cfg", "seg/upernet_vit_tiny.py", "--data-root", data, "--output-dir",
+                      tmp_path / "run", "--init", "none", "--launcher", "slurm")
+    assert line == ("error: --launcher slurm reads SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_NODELIST from the "
+                    "environment, which is not set: start the tool with srun (one task per process) tools/train_seg.py "
+                    "--launcher slurm ...")
+    with pytest.raises(UserError, match="--launcher pytorch reads RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT"):
+        chosen_launcher("pytorch")
+    assert chosen_launcher(None) == "none"
+    for name, value in dict(WORLD_SIZE="2", RANK="0", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT="29500").items():
+        monkeypatch.setenv(name, value)
+    assert chosen_launcher(None) == "pytorch"  # what torchrun started
+    with pytest.raises(UserError, match="--launcher none in one of torchrun's 2 processes: each would train alone"):
+        chosen_launcher("none")

@@ -6,6 +6,7 @@
   .venv/bin/python tools/train_det.py --cfg det/mask_rcnn_vit_l.py --init ... --num-gpus 8 --num-machines 4 \
       --machine-rank $RANK --dist-url tcp://$HEAD:29500
   .venv/bin/python tools/train_det.py --cfg ... --output-dir runs/det_b --resume auto   # continue the last checkpoint
+  .venv/bin/python tools/train_det.py --cfg ... --num-processes 2   # without GPUs: 2 CPU processes (gloo)
   .venv/bin/python tools/train_det.py --cfg ... --eval-only runs/det_b/model_final.pth
   .venv/bin/python tools/train_det.py --cfg det/mask_rcnn_vit_tiny.py \
       --dataset toy_coco_train=data/toy/coco/annotations/instances_train.json:data/toy/coco/train \
@@ -42,7 +43,8 @@ def parse_args(argv):
     parser.add_argument("--data-root", help="folder holding coco/ (sets $DETECTRON2_DATASETS)")
     parser.add_argument("--dataset", action="append", default=[], metavar="NAME=JSON:IMAGES",
                         help="register a COCO-format json + image folder under NAME (repeatable)")
-    parser.add_argument("--num-gpus", type=int, default=1)
+    parser.add_argument("--num-gpus", "--num-processes", dest="num_gpus", type=_cli.number_in("[1, inf)"), default=1,
+                        help="processes per machine: one per GPU, or CPU processes (gloo) on a machine without CUDA")
     parser.add_argument("--num-machines", type=int, default=1)
     parser.add_argument("--machine-rank", type=int, default=0)
     parser.add_argument("--dist-url", default="auto")
@@ -228,14 +230,17 @@ def train(args, num_classes):
     import torch
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.config import instantiate
-    from detectron2.engine import AMPTrainer, SimpleTrainer, create_ddp_model, default_setup, default_writers, hooks
+    from detectron2.engine import AMPTrainer, SimpleTrainer, default_setup, default_writers, hooks
     from detectron2.utils import comm
 
     from det.backbone import ViTBackbone  # importing det also registers build_mae_vit_backbone for yacs configs
     from det.checkpoint import AtomicCheckpointer
+    from det.distributed import distributed_model, share_cores
 
     cfg = build_config(args, num_classes)  # again: a spawned worker process starts with an empty dataset catalog
     cfg.train.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if cfg.train.device == "cpu":
+        share_cores()
     default_setup(cfg, args)
     logger = logging.getLogger("detectron2")
     model = instantiate(cfg.model).to(cfg.train.device)
@@ -255,7 +260,7 @@ def train(args, num_classes):
     cfg.optimizer.params.model = model
     optimizer = instantiate(cfg.optimizer)
     loader = instantiate(cfg.dataloader.train)
-    ddp_model = create_ddp_model(model, **cfg.train.ddp)
+    ddp_model = distributed_model(model, cfg.train.ddp)
     # Detectron2's AMPTrainer needs CUDA; on the CPU the step runs in fp32.
     amp = cfg.train.amp.enabled and cfg.train.device == "cuda"
     trainer = (AMPTrainer if amp else SimpleTrainer)(ddp_model, loader, optimizer)
@@ -295,7 +300,10 @@ def main(argv: list[str]) -> None:
         os.environ["DETECTRON2_DATASETS"] = args.data_root
     from detectron2.engine import launch
 
+    from det.distributed import check_processes
+
     cfg = build_config(args)  # every check a user's input needs, before any process starts
+    check_processes(args.num_gpus, args.num_machines, None if args.eval_only else cfg.dataloader.train.total_batch_size)
     if args.num_gpus * args.num_machines > 1 and vit_node(cfg).get("init_checkpoint"):
         from detectron2.config import instantiate
 

@@ -6,6 +6,8 @@
   torchrun --nproc_per_node 8 tools/train_seg.py --cfg seg/upernet_vit_l.py --init ... --amp
   torchrun --nnodes 2 --node_rank $RANK --nproc_per_node 8 --master_addr $HEAD --master_port 29500 \
       tools/train_seg.py --cfg seg/upernet_vit_l.py --init ... --amp
+  srun --nodes 2 --ntasks-per-node 8 --gres gpu:8 --kill-on-bad-exit 1 .venv/bin/python tools/train_seg.py \
+      --launcher slurm --cfg seg/upernet_vit_l.py --init ... --amp
   .venv/bin/python tools/train_seg.py --cfg seg/upernet_vit_b.py --output-dir runs/seg_b --resume auto
   .venv/bin/python tools/train_seg.py --cfg seg/upernet_vit_b.py --eval-only runs/seg_b/iter_160000.pth
 
@@ -40,6 +42,9 @@ def parse_args(argv):
     parser.add_argument("--amp", action="store_true", help="mixed precision (AmpOptimWrapper; GPUs)")
     parser.add_argument("--eval-only", metavar="CHECKPOINT", help="evaluate a checkpoint and record it")
     parser.add_argument("--results-csv", help="where result rows go (default: OUTPUT_DIR/results.csv)")
+    parser.add_argument("--launcher", choices=("none", "pytorch", "slurm"),
+                        help="how the processes were started (mmengine's launchers): pytorch (torchrun; the default "
+                             "in processes torchrun started), slurm (srun, one task per process), none (one process)")
     parser.add_argument("overrides", nargs="*", help="config overrides: dotted.key=value")
     parser.add_argument("--cfg-options", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="the same overrides in mmengine's form")
@@ -97,18 +102,6 @@ def registered_type(cfg):
         return next((found for r in registries if (found := r.get(kind)) is not None), None)
 
     return builds
-
-
-def use_plain_batchnorm(node):
-    """SyncBN needs a process group: single-process runs use BN (the same layer, not synchronised)."""
-    if isinstance(node, dict):
-        if node.get("type") == "SyncBN":
-            node["type"] = "BN"
-        for value in node.values():
-            use_plain_batchnorm(value)
-    elif isinstance(node, list):
-        for value in node:
-            use_plain_batchnorm(value)
 
 
 def check_data(cfg, loaders=("train_dataloader", "val_dataloader")):
@@ -197,6 +190,8 @@ def main(argv: list[str]) -> None:
     from mmengine.config import Config
     from mmengine.runner import Runner
 
+    import seg.distributed
+
     cfg = Config.fromfile(_cli.resolve_config_path(args.cfg))
     overrides = parse_overrides(args.overrides + args.cfg_options)
     _cli.check_override_keys(cfg, overrides, registered_type(cfg))
@@ -213,12 +208,6 @@ def main(argv: list[str]) -> None:
         found = f", and --resume auto found no checkpoint in {cfg.work_dir}" if args.resume == "auto" else ""
         raise _cli.UserError(f"no initial checkpoint was given{found}: pass --init CHECKPOINT (an MAE checkpoint), or "
                              f"--init none to train from random weights")
-    distributed = int(os.environ.get("WORLD_SIZE", 1)) > 1
-    cfg.launcher = "pytorch" if distributed else "none"
-    if not distributed:
-        use_plain_batchnorm(cfg.model)
-    if not torch.cuda.is_available():
-        cfg.env_cfg.dist_cfg = dict(backend="gloo")
     if args.amp:
         if not torch.cuda.is_available():
             raise _cli.UserError("--amp uses mmengine's AmpOptimWrapper, which needs a GPU")
@@ -229,6 +218,7 @@ def main(argv: list[str]) -> None:
         cfg.load_from = args.eval_only
     check_data(cfg, ("test_dataloader",) if args.eval_only else ("train_dataloader", "val_dataloader"))
     check_annotations_when_read(cfg)
+    seg.distributed.set_up(cfg, args.launcher)  # joins the launcher's processes: RANK is set from here on
     # a training run owns its folder (rank 0 holds the lock), from before the Runner writes its logs there
     trains = not args.eval_only and int(os.environ.get("RANK", 0)) == 0
     with owned_output_dir(cfg.work_dir) if trains else contextlib.nullcontext():
