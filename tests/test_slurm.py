@@ -2,6 +2,7 @@
 munge, started here and stopped after): 2-task jobs that finish, and jobs requeued mid-run (by
 `scontrol requeue`, and by the time-limit signal submitit asks SLURM for) that end with the weights of
 an uninterrupted run. If the cluster cannot start, the tests fail with its reason."""
+import csv
 import json
 import os
 import re
@@ -151,3 +152,24 @@ def test_the_paper_preset_submits_each_run_after_its_inputs_and_skips_finished_o
     assert queued[jobs["cls-imagenet-B-norm_pixel-seed0"]] == "(null)"
     assert queued[jobs["det-B-supervised-seed0"]] == f"afterok:{jobs['cls-imagenet-B-scratch-seed0']}(unfulfilled)"
     assert queued[jobs["det-L-norm_pixel-seed0"]] == f"afterok:{jobs['pretrain-L-norm_pixel']}(unfulfilled)"
+
+
+def test_two_task_detection_and_segmentation_jobs_finish_and_record_one_row_each(cluster, tmp_path):
+    from reproduction.toy_data import write_ade20k, write_coco
+
+    coco = write_coco(str(tmp_path / "coco"), num_train=4, num_val=2, size=128, seed=3)
+    ade = write_ade20k(str(tmp_path / "ade"), num_train=4, num_val=2, size=64, seed=2)
+    two_tasks = ("--tasks-per-node", 2, "--cpus-per-task", 1, "--time", 20, "--")
+    det = submit(*two_tasks, "tools/train_det.py", "--cfg", "det/mask_rcnn_vit_tiny.py", "--output-dir", tmp_path / "det",
+                 *[f"--dataset=toy_coco_{s}={ann}:{img}" for s, (ann, img) in coco.items()], "--init", "none",
+                 "train.max_iter=2", "train.eval_period=2", "dataloader.train.total_batch_size=2")
+    seg = submit(*two_tasks, "tools/train_seg.py", "--cfg", "seg/upernet_vit_tiny.py", "--output-dir", tmp_path / "seg",
+                 "--data-root", ade, "--init", "none", "train_cfg.max_iters=2", "train_cfg.val_interval=2",
+                 "default_hooks.checkpoint.interval=2", "train_dataloader.batch_size=2")
+    for job, out in ((det, tmp_path / "det"), (seg, tmp_path / "seg")):
+        wait_until_gone(job)
+        logs = os.path.join(out, "slurm", job)
+        assert os.path.isfile(os.path.join(logs, f"{job}_0_result.pkl")) and os.path.isfile(os.path.join(logs, f"{job}_1_result.pkl"))
+        with open(out / "results.csv") as f:
+            rows = list(csv.DictReader(f))
+        assert [r["iteration"] for r in rows] == ["2"], open(os.path.join(logs, f"{job}_0_log.err")).read()[-3000:]
