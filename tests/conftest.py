@@ -29,6 +29,14 @@ def tiny_mae_kwargs(**overrides):
     return kwargs
 
 
+# tools/pretrain.py overrides of configs/pretrain/mae_vit_tiny_cpu.py for runs of a few seconds: 32 px
+# inputs, 8 px patches, a 2-block encoder, a checkpoint every epoch
+TINY_PRETRAIN_ARGS = ["input_size=32", "batch_size=4", "num_workers=0", "vis_every=0", "save_every=1", "precision='fp32'",
+                      "warmup_epochs=1", "model_overrides.patch_size=8", "model_overrides.depth=2",
+                      "model_overrides.embed_dim=64", "model_overrides.num_heads=4", "model_overrides.decoder_embed_dim=32",
+                      "model_overrides.decoder_depth=1", "model_overrides.decoder_num_heads=4"]
+
+
 # The encoder every transfer test uses: ViT-Tiny width, 4 blocks, 8 px patches.
 TINY_ENCODER = dict(patch_size=8, depth=4)
 

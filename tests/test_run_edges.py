@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, user_error
+from conftest import ROOT, TINY_PRETRAIN_ARGS, user_error
 
 from common.checkpoint_files import load_file, save_file
 from common.config import check_ranges
@@ -19,12 +19,6 @@ from cls_transfer.config import ClsConfig
 from pretrain.config import PretrainConfig
 from reproduction.toy_data import write_image_folder
 
-TINY = ["input_size=32", "batch_size=4", "num_workers=0", "vis_every=0", "save_every=1", "precision='fp32'",
-        "warmup_epochs=1", "model_overrides.patch_size=8", "model_overrides.depth=2", "model_overrides.embed_dim=64",
-        "model_overrides.num_heads=4", "model_overrides.decoder_embed_dim=32", "model_overrides.decoder_depth=1",
-        "model_overrides.decoder_num_heads=4"]
-
-
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     root = tmp_path_factory.mktemp("images")
@@ -33,7 +27,8 @@ def images(tmp_path_factory):
 
 
 def pretrain_args(images, out, *extra):
-    return ("pretrain.py", "--cfg", "pretrain/mae_vit_tiny_cpu.py", "--data", images, "--output-dir", out, *TINY, *extra)
+    return ("pretrain.py", "--cfg", "pretrain/mae_vit_tiny_cpu.py", "--data", images, "--output-dir", out,
+            *TINY_PRETRAIN_ARGS, *extra)
 
 
 def start_tool(*args):

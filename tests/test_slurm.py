@@ -11,18 +11,12 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, TINY_PRETRAIN_ARGS
 
 from common.checkpoint_files import load_file
 from reproduction.toy_data import write_image_folder
 
 pytestmark = pytest.mark.slow
-
-TINY = ["input_size=32", "batch_size=4", "num_workers=0", "vis_every=0", "save_every=1", "precision='fp32'",
-        "warmup_epochs=1", "model_overrides.patch_size=8", "model_overrides.depth=2", "model_overrides.embed_dim=64",
-        "model_overrides.num_heads=4", "model_overrides.decoder_embed_dim=32", "model_overrides.decoder_depth=1",
-        "model_overrides.decoder_num_heads=4"]
-
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
@@ -77,7 +71,7 @@ def wait_for(path, job, seconds=300):
 def pretrain_job(images, out, epochs, **slurm):
     return submit("--tasks-per-node", 2, "--cpus-per-task", 1, "--time", 20, *sum(([f"--{k}", v] for k, v in slurm.items()), []),
                   "--", "tools/pretrain.py", "--cfg", "pretrain/mae_vit_tiny_cpu.py", "--data", images, "--output-dir",
-                  out, *TINY, f"epochs={epochs}")
+                  out, *TINY_PRETRAIN_ARGS, f"epochs={epochs}")
 
 
 def digests(out):
