@@ -9,6 +9,7 @@ from .checkpoint_safety import (
     write_checkpoints_atomically,
 )
 from .data_checks import CheckSegMap, files_under, image_suffix
+from .hooks import StopAtSignal
 from .neck import MultiScaleNeck
 from .optim import LayerDecayOptimWrapperConstructor
 from .schedule import RunLengthPolyLR
@@ -18,5 +19,5 @@ write_checkpoints_atomically()
 load_checkpoints_safely()
 
 __all__ = ["CheckSegMap", "MAEViT", "MultiScaleNeck", "LayerDecayOptimWrapperConstructor", "RunLengthPolyLR",
-           "files_under", "history_buffers_without_functions", "image_suffix", "load_checkpoints_safely",
-           "mmengine_checkpoint_globals", "write_checkpoints_atomically"]
+           "StopAtSignal", "files_under", "history_buffers_without_functions", "image_suffix",
+           "load_checkpoints_safely", "mmengine_checkpoint_globals", "write_checkpoints_atomically"]
