@@ -71,12 +71,6 @@ def wait_until(condition, proc, log, poll=0.01, seconds=300):
         time.sleep(poll)
 
 
-def writing_a_checkpoint(folder):
-    """While a checkpoint is written (its temporary file exists): a signal then waits for the file, and the
-    stop comes after the first step of the next epoch."""
-    return lambda: folder.exists() and any(name.startswith(".tmp-") for name in os.listdir(folder))
-
-
 def error_line(text, pattern):
     """The ONE line `error: ...` of a run's output, matching `pattern` (-> its groups)."""
     errors = [line for line in text.splitlines() if line.startswith("error: ")]
@@ -93,6 +87,22 @@ def stopped_line(proc, log, pattern):
     assert proc.returncode == EXIT_STOPPED, (proc.returncode, text[-3000:])
     assert "Traceback" not in text, text[-3000:]
     return error_line(text, pattern)
+
+
+def stopped_while_writing(name, args, tmp_path, signum, pattern):
+    """tmp_path/full: the run uninterrupted; tmp_path/stopped: the same run, sent `signum` while it writes a
+    checkpoint (its temporary file exists: the signal waits for the file, and the stop comes one step into
+    the next epoch). -> (the stopped run's folder, the groups of its stop line)"""
+    run(tool(name, *args, "--output-dir", tmp_path / "full"), tmp_path / "full.log")
+    run_dir, log = tmp_path / "stopped", tmp_path / "stopped.log"
+    proc = start(tool(name, *args, "--output-dir", run_dir), log)
+
+    def writing():
+        return run_dir.exists() and any(entry.startswith(".tmp-") for entry in os.listdir(run_dir))
+
+    wait_until(writing, proc, log, poll=0.001)
+    proc.send_signal(signum)
+    return run_dir, stopped_line(proc, log, pattern)
 
 
 def rows(path):
@@ -176,13 +186,9 @@ def test_classification_stopped_by_sigusr1_resumes_at_that_iteration_bit_identic
     args = ["--cfg", "cls/tiny_cpu.py", "--init", "none", "--dataset", "imagenet", "--data-root", data, "epochs=4",
             "num_workers=0", "batch_size=4", "input_size=32", "precision='fp32'", "drop_path=0.1", "mixup=0.8",
             "cutmix=1.0", "ema_decay=0.9"]
-    run(tool("train_cls.py", *args, "--output-dir", tmp_path / "full"), tmp_path / "full.log")
-    run_dir, log = tmp_path / "stopped", tmp_path / "stopped.log"
-    proc = start(tool("train_cls.py", *args, "--output-dir", run_dir), log)
-    wait_until(writing_a_checkpoint(run_dir), proc, log, poll=0.001)
-    proc.send_signal(signal.SIGUSR1)
-    epoch, path = stopped_line(
-        proc, log, r"error: stopped by SIGUSR1 at epoch (\d+), iteration 1; --resume auto continues from (\S+)")
+    run_dir, (epoch, path) = stopped_while_writing(
+        "train_cls.py", args, tmp_path, signal.SIGUSR1,
+        r"error: stopped by SIGUSR1 at epoch (\d+), iteration 1; --resume auto continues from (\S+)")
     last = run_dir / "checkpoint-last.pth"
     assert path == str(last) and load_file(str(last))["epoch"] == int(epoch) - 1  # one step into the next epoch
 
@@ -201,13 +207,9 @@ def test_classification_stopped_by_sigusr1_resumes_at_that_iteration_bit_identic
 def test_dvae_stopped_by_sigterm_resumes_bit_identically(images, tmp_path):
     args = ["--data", images, "--input-size", "32", "--crop-size", "16", "--vocab-size", "32", "--n-hid", "16",
             "--epochs", "3", "--batch-size", "4"]
-    run(tool("train_dvae.py", *args, "--output-dir", tmp_path / "full"), tmp_path / "full.log")
-    run_dir, log = tmp_path / "stopped", tmp_path / "stopped.log"
-    proc = start(tool("train_dvae.py", *args, "--output-dir", run_dir), log)
-    wait_until(writing_a_checkpoint(run_dir), proc, log, poll=0.001)
-    proc.send_signal(signal.SIGTERM)
-    epoch, path = stopped_line(
-        proc, log, r"error: stopped by SIGTERM at epoch (\d+), iteration 1; --resume auto continues from (\S+)")
+    run_dir, (epoch, path) = stopped_while_writing(
+        "train_dvae.py", args, tmp_path, signal.SIGTERM,
+        r"error: stopped by SIGTERM at epoch (\d+), iteration 1; --resume auto continues from (\S+)")
     last = run_dir / "dvae.pth"
     ckpt = load_file(str(last))
     assert path == str(last) and ckpt["epoch"] == int(epoch) - 1 and ckpt["partial_epoch"]["iteration"] == 1
