@@ -10,14 +10,14 @@ from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from backbones import check_same_model, load_state_dict, param_groups, state_dict_of
 from common.checkpoint_files import CheckpointError
 from common.errors import UserError
 from common.images import collate
 from common.results import record_result
-from common.training import CsvLog, TrainerBase, autocast, plain
+from common.training import CsvLog, ResumableSampler, TrainerBase, autocast, plain
 
 from .datasets import build_dataset
 from .lars import LARS
@@ -35,7 +35,7 @@ class ClsTrainer(TrainerBase):
         self.train_set = build_dataset(cfg.dataset, cfg.data_root, "train", train_transform(cfg), cfg.bad_images)
         self.val_set = build_dataset(cfg.dataset, cfg.data_root, "val", eval_transform(cfg), cfg.bad_images)
         self.num_classes = len(self.train_set.classes)
-        self.sampler = DistributedSampler(self.train_set, self.world, self.rank, shuffle=True, seed=cfg.seed, drop_last=True)
+        self.sampler = ResumableSampler(self.train_set, self.world, self.rank, shuffle=True, seed=cfg.seed, drop_last=True)
         self.loader = DataLoader(self.train_set, cfg.batch_size, sampler=self.sampler, num_workers=cfg.num_workers,
                                  collate_fn=collate, drop_last=True, pin_memory=self.device.type == "cuda")
         # every validation image exactly once over all ranks (no DistributedSampler padding)
@@ -71,7 +71,6 @@ class ClsTrainer(TrainerBase):
             self.criterion = nn.CrossEntropyLoss()
         self.ema = ModelEmaV3(self.model, decay=cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
-        self.start_epoch, self.skipped = 0, []
         if resume_path:
             self.load(resume_path, resume_ckpt, eval_only)
         self.ddp = DistributedDataParallel(self.model) if self.world > 1 else self.model
@@ -105,9 +104,7 @@ class ClsTrainer(TrainerBase):
             self.scaler.load_state_dict(ckpt["scaler"])
         if self.ema is not None and "ema" in ckpt:
             self.ema.module.load_state_dict(ckpt["ema"])
-        self.start_epoch = ckpt.get("epoch", 0)
-        self.skipped = list(ckpt.get("skipped_images", []))
-        self.log(f"resumed from {path} at epoch {self.start_epoch}")
+        self.resume_position(path, ckpt)
 
     def load_official(self, path, ckpt):
         """An official fine-tuned checkpoint ({'model': ...}, its command line under 'args'), mapped as
@@ -128,15 +125,13 @@ class ClsTrainer(TrainerBase):
         # the official main_finetune.py names its pre-trained checkpoint --finetune
         self.pretrain_checkpoint = getattr(ckpt.get("args"), "finetune", "") or ""
 
-    def save(self, epoch):
-        if not self.is_main:
-            return
+    def state(self, epoch):
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scaler": self.scaler.state_dict(), "epoch": epoch, "skipped_images": self.skipped,
                  "config": plain(dataclasses.asdict(self.cfg)), "classes": list(self.train_set.classes)}
         if self.ema is not None:
             state["ema"] = self.ema.module.state_dict()
-        self.save_checkpoint(state, epoch)
+        return state
 
     # -- loops -----------------------------------------------------------------------------------
     def fit(self):
@@ -173,7 +168,6 @@ class ClsTrainer(TrainerBase):
 
     def train_one_epoch(self, epoch, writer):
         self.ddp.train()
-        self.sampler.set_epoch(epoch)
 
         def batch_loss(imgs, targets):
             if self.mixup is not None:

@@ -1,22 +1,27 @@
 """Training-loop pieces shared by the torch-only tasks (pre-training, classification transfer):
-distributed set-up, precision, the warm-up + cosine schedule, per-epoch CSV logs."""
+distributed set-up, precision, the warm-up + cosine schedule, per-epoch CSV logs, stopping within an
+epoch and going on from there."""
 import contextlib
 import csv
 import hashlib
+import itertools
 import math
 import os
+import random
 import re
 import time
 
+import numpy as np
 import torch
 import torch.distributed as dist
+from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from .checkpoint_files import CheckpointError, load_file, save_file
 from .config import check_ranges
 from .errors import UserError
 from .run_lock import owned_output_dir
-from .signals import deferred_signals
+from .signals import Stopped, StopRequest, deferred_signals
 
 
 def init_distributed():
@@ -106,6 +111,39 @@ def _fmt(value):
     return f"{value:.6g}" if isinstance(value, float) else value
 
 
+class ResumableSampler(DistributedSampler):
+    """A DistributedSampler whose epoch can start part-way: set_epoch(epoch, skip) leaves out the first
+    `skip` samples of this process, so a run resumed within an epoch reads only what it has not trained on."""
+    skip = 0
+
+    def set_epoch(self, epoch, skip=0):
+        super().set_epoch(epoch)
+        self.skip = skip
+
+    def __iter__(self):
+        return itertools.islice(super().__iter__(), self.skip, None)
+
+
+def rng_state(device):
+    """This process's random generators (torch's on the CPU and the device, numpy's, Python's) as data
+    that loads with weights_only=True."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "numpy": [kind, keys.tolist(), pos, has_gauss, gauss],
+             "python": random.getstate()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state, device):
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    random.setstate(state["python"])
+    if device.type == "cuda" and "cuda" in state:  # not for a run stopped on the CPU
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
 def plain(obj):
     """Tuples to lists, recursively: configs stored in checkpoints load under weights_only."""
     if isinstance(obj, dict):
@@ -118,8 +156,10 @@ def plain(obj):
 class TrainerBase:
     """What the torch-only trainers share: process set-up, the batch plan, logging, the NaN guard,
     the optimizer step, atomic checkpoints (checkpoint-last.pth every epoch, numbered ones every
-    save_every epochs) and the output folder's lock. Subclasses set `tag`, `self.model`,
-    `self.optimizer`, `self.scaler` and define fit(), the training loop that train() runs."""
+    save_every epochs), the output folder's lock, and stop requests (a checkpoint within the epoch, and
+    going on from it). Subclasses set `tag`, `self.model`, `self.optimizer`, `self.scaler`,
+    `self.sampler` (a ResumableSampler) and define state(epoch), the checkpoint's content, and fit(),
+    the training loop that train() runs."""
 
     tag = "train"
 
@@ -132,11 +172,17 @@ class TrainerBase:
         self.accum_iter, total = accumulation_steps(cfg.batch_size, cfg.total_batch_size, self.world)
         self.lr = cfg.blr * total / 256  # the paper's linear scaling rule
         self.last_path = os.path.join(cfg.output_dir, "checkpoint-last.pth")
-        torch.manual_seed(cfg.seed + self.rank)
+        # where training starts: after start_epoch epochs, and within the next one after `partial`'s samples
+        self.start_epoch, self.partial, self.skipped = 0, None, []
+        # every generator the loops draw from: a run repeats itself, and a resumed run repeats the stopped one
+        torch.manual_seed(cfg.seed + self.rank)  # drop path, crops
+        np.random.seed(cfg.seed + self.rank)  # mixup, RandAugment
+        random.seed(cfg.seed + self.rank)  # RandAugment, timm's crops (in this process with num_workers=0)
 
     def train(self):
-        """fit() (the subclass's training loop) while this run owns its output folder."""
-        with self.output_dir_owned():
+        """fit() (the subclass's training loop) while this run owns its output folder and takes stop
+        requests (SIGTERM, SIGUSR1, SIGUSR2)."""
+        with self.output_dir_owned(), StopRequest() as self.stop_request:
             return self.fit()
 
     @contextlib.contextmanager
@@ -182,6 +228,23 @@ class TrainerBase:
                 return path, ckpt
             raise
 
+    def resume_position(self, path, ckpt):
+        """Where a resumed run goes on: after the checkpoint's epochs, and for a stop request's checkpoint
+        within the next epoch, after the samples it had trained on."""
+        self.start_epoch, self.partial = ckpt.get("epoch", 0), ckpt.get("partial_epoch")
+        self.skipped = list(ckpt.get("skipped_images", []))
+        where = f"epoch {self.start_epoch}"
+        if self.partial:  # as the stop's message said it
+            where = f"epoch {self.start_epoch + 1}, iteration {self.batches_done()}"
+            if len(self.partial["rng"]) != self.world:
+                where += f" (stopped with {len(self.partial['rng'])} processes: drop path and mixup draw anew)"
+        self.log(f"resumed from {path} at {where}")
+
+    def batches_done(self):
+        """Batches per process of epoch start_epoch trained on before a stop request (the same samples
+        for any number of processes: the sampler deals them out in turn)."""
+        return self.partial["samples"] // (self.cfg.batch_size * self.world) if self.partial else 0
+
     def log(self, msg):
         if self.is_main:
             tqdm.write(f"[{self.tag}] {msg}")
@@ -207,19 +270,31 @@ class TrainerBase:
         """The loop both trainers run over the first n_batches batches of self.loader: per batch, the
         scheduled lr (set at the start of each accumulation cycle), batch_loss(inputs, targets) ->
         (loss, images) on the device, the NaN guard and the scaled backward (DDP's no_sync until the
-        cycle's last batch); per cycle, the optimizer step, after_step() and TensorBoard. Unreadable
-        images are counted (record_bad). -> (mean loss over all processes, last lr, images/s)."""
+        cycle's last batch); per cycle, the optimizer step, after_step(), TensorBoard and the stop
+        request (stop()). Unreadable images are counted (record_bad). A run resumed from a stop
+        request's checkpoint goes on within its epoch: the batches done are skipped, the random
+        generators and the epoch's loss sums are as they were. -> (mean loss over all processes,
+        last lr, images/s)."""
         cfg, model = self.cfg, self.ddp
         steps_per_epoch = n_batches // self.accum_iter
+        done, partial, self.partial = self.batches_done(), self.partial, None  # it holds for its own epoch only
+        self.sampler.set_epoch(epoch, skip=done * cfg.batch_size)
         self.optimizer.zero_grad(set_to_none=True)
+        before = partial or {"loss_sum": 0.0, "seen": 0, "lr": None}
+        # rank 0 carries the epoch's sums from before the stop (one process: the very sums of a run without it);
         # on the device: NCCL reduces GPU tensors only, and the sum needs no host sync
-        loss_sum, seen, start = torch.zeros((), dtype=torch.float64, device=self.device), 0, time.perf_counter()
+        loss_sum = torch.tensor(before["loss_sum"] if self.is_main else 0.0, dtype=torch.float64, device=self.device)
+        seen = first_seen = before["seen"] if self.is_main else 0
+        lr, start = before["lr"], time.perf_counter()
         # a context: the bar is cleared when an error stops the epoch, before its one-line message
         with deferred_signals():  # a Ctrl-C inside tqdm's constructor leaves a half-made bar whose __del__ fails
-            bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.is_main,
+            bar = tqdm(total=n_batches, initial=done, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.is_main,
                        dynamic_ncols=True, leave=False, mininterval=1.0)
         with bar:
-            for i, (inputs, targets, bad) in enumerate(self.loader):
+            batches = iter(self.loader)  # draws the loader's seed from the global generator, as the stopped run did
+            if partial and len(partial["rng"]) == self.world:
+                set_rng_state(partial["rng"][self.rank], self.device)
+            for i, (inputs, targets, bad) in enumerate(batches, start=done):
                 if i >= n_batches:
                     break
                 self.record_bad(bad, inputs is None, epoch, i)  # stops at a batch with no readable image
@@ -243,14 +318,41 @@ class TrainerBase:
                         step = epoch * steps_per_epoch + i // self.accum_iter
                         writer.add_scalar("train/loss", loss.item(), step)
                         writer.add_scalar("train/lr", lr, step)
+                    signal_name = self.stop_request.agreed()  # at an optimizer step: no gradients half-accumulated
+                    if signal_name:
+                        self.stop(signal_name, epoch, i + 1, self.sum_over_ranks(loss_sum, seen), lr, writer)
                 bar.update(1)
                 if self.is_main:  # loss.item() waits for the GPU: only where the bar is shown
                     bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}",
-                                    img_s=f"{seen * self.world / (time.perf_counter() - start):.1f}", refresh=False)
+                                    img_s=f"{(seen - first_seen) * self.world / (time.perf_counter() - start):.1f}",
+                                    refresh=False)
+        loss_total, images = self.sum_over_ranks(loss_sum, seen)
+        return loss_total / max(images, 1), lr, (images - before["seen"]) / (time.perf_counter() - start)
+
+    def sum_over_ranks(self, loss_sum, seen):
+        """(loss sum, images) of the epoch over all processes."""
         totals = torch.stack([loss_sum, torch.tensor(float(seen), dtype=torch.float64, device=self.device)])
         if self.world > 1:
             dist.all_reduce(totals)
-        return float(totals[0] / max(totals[1], 1)), lr, float(totals[1]) / (time.perf_counter() - start)
+        return float(totals[0]), float(totals[1])
+
+    def stop(self, signal_name, epoch, batches, totals, lr, writer):
+        """A stop request that every rank agreed on after `batches` batches of the epoch: checkpoint-last.pth
+        gets the state within the epoch (written by rank 0; every rank waits until it is complete), then
+        Stopped ends the run."""
+        states = [rng_state(self.device)]
+        if self.world > 1:
+            states = [None] * self.world
+            dist.all_gather_object(states, rng_state(self.device))
+        if self.is_main:
+            if writer is not None:
+                writer.flush()
+            partial = {"samples": batches * self.cfg.batch_size * self.world, "loss_sum": totals[0],
+                       "seen": int(totals[1]), "lr": lr, "rng": states}
+            save_file({**self.state(epoch), "partial_epoch": partial}, self.last_path)
+        if self.world > 1:
+            dist.barrier()
+        raise Stopped(signal_name, f"epoch {epoch + 1}, iteration {batches}", self.last_path, self.is_main)
 
     def optimizer_step(self):
         if self.cfg.clip_grad:
@@ -260,9 +362,11 @@ class TrainerBase:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
 
-    def save_checkpoint(self, state, epoch):
+    def save(self, epoch):
+        """The checkpoints after `epoch` epochs (rank 0 writes them)."""
         if not self.is_main:
             return
+        state = self.state(epoch)
         save_file(state, self.last_path)
         if epoch % self.cfg.save_every == 0 or epoch == self.cfg.epochs:
             save_file(state, os.path.join(self.cfg.output_dir, f"checkpoint-{epoch:04d}.pth"))

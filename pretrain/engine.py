@@ -8,14 +8,14 @@ import os
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from backbones.checkpoint import check_same_model
 from backbones.param_groups import param_groups
 from common.checkpoint_files import CheckpointError
 from common.errors import UserError
 from common.images import BadImageError, collate, normalize, read_image
-from common.training import CsvLog, TrainerBase, autocast, param_digest, plain
+from common.training import CsvLog, ResumableSampler, TrainerBase, autocast, param_digest, plain
 
 from .data import PretrainDataset, eval_transform, list_images
 from .mae import build_model, fit_pca
@@ -44,7 +44,7 @@ class Trainer(TrainerBase):
         self.dataset = PretrainDataset(self.paths, cfg.input_size, self.model.patch_size, cfg.mask_ratio,
                                        cfg.mask_sampling, cfg.seed, cfg.bad_images, cfg.augmentation)
         # DistributedSampler also for one process: the same shuffling for every world size.
-        self.sampler = DistributedSampler(self.dataset, self.world, self.rank, shuffle=True, seed=cfg.seed, drop_last=True)
+        self.sampler = ResumableSampler(self.dataset, self.world, self.rank, shuffle=True, seed=cfg.seed, drop_last=True)
         self.loader = DataLoader(self.dataset, cfg.batch_size, sampler=self.sampler, num_workers=cfg.num_workers,
                                  collate_fn=collate, drop_last=True, pin_memory=self.device.type == "cuda")
         if len(self.loader) < self.accum_iter:
@@ -55,7 +55,6 @@ class Trainer(TrainerBase):
         self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay, decay_rule="1d"),
                                            lr=self.lr, betas=tuple(cfg.betas), fused=True)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
-        self.start_epoch, self.skipped = 0, []
         resume, ckpt = self.resume_checkpoint(resume)
         if resume:
             self.load(resume, ckpt)
@@ -82,13 +81,7 @@ class Trainer(TrainerBase):
         self.model.load_state_dict(ckpt["model"], strict=True)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
-        self.start_epoch = ckpt["epoch"]
-        self.skipped = list(ckpt.get("skipped_images", []))
-        self.log(f"resumed from {path} at epoch {self.start_epoch}")
-
-    def save(self, epoch):
-        if self.is_main:
-            self.save_checkpoint(self.state(epoch), epoch)
+        self.resume_position(path, ckpt)
 
     def fit_pca(self):
         imgs = self.readable_images(self.cfg.pca_fit_images)
@@ -102,7 +95,9 @@ class Trainer(TrainerBase):
         writer = csv_log = None
         if self.is_main:
             from torch.utils.tensorboard import SummaryWriter
-            writer = SummaryWriter(os.path.join(cfg.output_dir, "tensorboard"), purge_step=self.start_epoch * self.steps_per_epoch)
+            # the steps past the checkpoint are logged anew
+            step = self.start_epoch * self.steps_per_epoch + self.batches_done() // self.accum_iter
+            writer = SummaryWriter(os.path.join(cfg.output_dir, "tensorboard"), purge_step=step)
             csv_log = CsvLog(os.path.join(cfg.output_dir, "log.csv"), ("loss", "lr", "images_per_s"), self.start_epoch)
             self.log(f"{cfg.model} on {len(self.paths)} images, {self.world} process(es) on {self.device}, "
                      f"{self.precision}, batch {cfg.batch_size} x {self.world} x {self.accum_iter} accum, lr {self.lr:.3g}")
@@ -125,7 +120,6 @@ class Trainer(TrainerBase):
     def train_one_epoch(self, epoch, writer, csv_log):
         cfg = self.cfg
         self.ddp.train()
-        self.sampler.set_epoch(epoch)
         self.dataset.set_epoch(epoch)
         # Model-side randomness (drop path) is seeded per epoch and rank: a resumed run repeats it exactly.
         torch.manual_seed(hash((cfg.seed, epoch, self.rank)) % (2**63))

@@ -1,6 +1,8 @@
 """What the tools share at their edges: a user's mistake ends as ONE line `error: ...` on stderr with
 exit code 2 (`--debug` shows the traceback instead); Ctrl-C ends with one line saying which
-checkpoint `--resume auto` continues from; real bugs keep their tracebacks."""
+checkpoint `--resume auto` continues from; a stop request (SIGTERM, SIGUSR1, SIGUSR2: a time limit or
+preemption, common/signals.py) ends training at a step boundary after its checkpoint is written, with
+one line saying where and exit code 75; real bugs keep their tracebacks."""
 import argparse
 import contextlib
 import re
@@ -10,8 +12,10 @@ from _bootstrap import resolve_config_path  # noqa: F401  (also puts the reposit
 
 from common.config import within
 from common.errors import UserError, unknown_key_message
+from common.signals import Stopped
 
-EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
+# 75: sysexits' EX_TEMPFAIL ("try again later"), what a requeue looks for: `--resume auto` continues the run
+EXIT_USER_ERROR, EXIT_INTERRUPTED, EXIT_STOPPED = 2, 130, 75
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -72,7 +76,7 @@ def setup_checks():
 
 
 def run(main, argv=None):
-    """Runs main(argv) and turns user mistakes and Ctrl-C into one line and an exit code."""
+    """Runs main(argv) and turns user mistakes, Ctrl-C and stop requests into one line and an exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         main(argv)
@@ -86,6 +90,10 @@ def run(main, argv=None):
         where = f"--resume auto continues from {checkpoint}" if checkpoint else "no checkpoint was written yet"
         print(f"error: interrupted (Ctrl-C); {where}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Stopped as e:
+        if str(e):  # global rank 0's
+            print(f"error: {e}", file=sys.stderr)
+        return EXIT_STOPPED
     return 0
 
 

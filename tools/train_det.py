@@ -236,6 +236,7 @@ def train(args, num_classes):
     from det.backbone import ViTBackbone  # importing det also registers build_mae_vit_backbone for yacs configs
     from det.checkpoint import AtomicCheckpointer
     from det.distributed import distributed_model, share_cores
+    from det.hooks import StopAtSignal
 
     cfg = build_config(args, num_classes)  # again: a spawned worker process starts with an empty dataset catalog
     cfg.train.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -281,6 +282,7 @@ def train(args, num_classes):
         hooks.EvalHook(cfg.train.eval_period, eval_and_record),
         hooks.PeriodicWriter(default_writers(cfg.train.output_dir, cfg.train.max_iter), period=cfg.train.log_period)
         if comm.is_main_process() else None,
+        StopAtSignal(checkpointer),
     ])
     start_iter = 0
     resume = checkpointer.get_checkpoint_file() if args.resume == "auto" and checkpointer.has_checkpoint() else args.resume

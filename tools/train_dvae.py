@@ -71,18 +71,32 @@ def save_figure(model, imgs, path):
     plt.close(fig)
 
 
-def train(model, optimizer, loader, paths, path, start, args):
-    """Epochs start..args.epochs, dvae.pth written after each; then the reconstructions figure."""
+def train(model, optimizer, loader, paths, path, start, args, request, partial=None):
+    """Epochs start..args.epochs, dvae.pth written after each; then the reconstructions figure. A stop
+    request (common/signals.StopRequest) ends the run after a step, dvae.pth holding the state within
+    the epoch; `partial` is that state, for the resumed run."""
     from common.checkpoint_files import save_file
-    from common.training import CsvLog
+    from common.signals import Stopped
+    from common.training import CsvLog, rng_state, set_rng_state
+
+    def checkpoint(epoch, **within):
+        save_file({"model": model.state_dict(), "arch": model.arch, "optimizer": optimizer.state_dict(),
+                   "epoch": epoch, "args": vars(args), **within}, path)
 
     log = CsvLog(os.path.join(args.output_dir, "log.csv"), ("loss", "mse", "tau", "codes_used"), start)
     steps = args.epochs * len(loader)
     for epoch in range(start, args.epochs):
         torch.manual_seed(args.seed + epoch)
         loader.generator.manual_seed(args.seed + epoch)
-        totals = torch.zeros(3, dtype=torch.float64)
-        for i, imgs in enumerate(loader):
+        totals, done = torch.zeros(3, dtype=torch.float64), 0
+        batches = iter(loader)
+        if partial:  # the stopped run's batches are read again, not trained on: the same order and crops after them
+            totals, done = partial["totals"], partial["iteration"]
+            for _ in range(done):
+                next(batches)
+            set_rng_state(partial["rng"], torch.device("cpu"))
+            partial = None
+        for i, imgs in enumerate(batches, start=done):
             tau, kl_weight, lr = schedule((epoch * len(loader) + i) / steps, args)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -94,10 +108,15 @@ def train(model, optimizer, loader, paths, path, start, args):
             loss.backward()
             optimizer.step()
             totals += torch.tensor([loss.item() * len(imgs), mse.item() * len(imgs), len(imgs)], dtype=torch.float64)
+            # not after the epoch's last batch: its checkpoint follows at once
+            signal_name = request.agreed() if i + 1 < len(loader) else None
+            if signal_name:
+                within = {"iteration": i + 1, "totals": totals, "rng": rng_state(torch.device("cpu"))}
+                checkpoint(epoch, partial_epoch=within)
+                raise Stopped(signal_name, f"epoch {epoch + 1}, iteration {i + 1}", path)
         with torch.no_grad():  # a collapsed codebook shows here first
             codes_used = model.tokens(imgs).unique().numel()
-        save_file({"model": model.state_dict(), "arch": model.arch, "optimizer": optimizer.state_dict(),
-                   "epoch": epoch + 1, "args": vars(args)}, path)
+        checkpoint(epoch + 1)
         log.write(epoch + 1, loss=float(totals[0] / totals[2]), mse=float(totals[1] / totals[2]), tau=tau,
                   codes_used=codes_used)
         print(f"[dvae] epoch {epoch + 1}/{args.epochs}: loss {totals[0] / totals[2]:.4f}, "
@@ -130,6 +149,7 @@ def main(argv: list[str]) -> None:
     from backbones import check_same_model
     from common.checkpoint_files import CheckpointError, load_file
     from common.run_lock import owned_output_dir
+    from common.signals import StopRequest
     from pretrain.data import list_images
     from pretrain.tokenizer import DiscreteVAE
 
@@ -141,7 +161,7 @@ def main(argv: list[str]) -> None:
     torch.manual_seed(args.seed)
     model = DiscreteVAE(n_hid=args.n_hid, n_blk_per_group=args.blocks_per_group, vocab_size=args.vocab_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=0.0)
-    path, start = os.path.join(args.output_dir, "dvae.pth"), 0
+    path, start, partial = os.path.join(args.output_dir, "dvae.pth"), 0, None
     resume = path if args.resume == "auto" and os.path.isfile(path) else args.resume
     if resume and resume != "auto":
         ckpt = load_file(resume)
@@ -150,15 +170,17 @@ def main(argv: list[str]) -> None:
         check_same_model(model.state_dict(), ckpt["model"], resume)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        start = ckpt["epoch"]
-        print(f"[dvae] resumed from {resume} at epoch {start}")
+        start, partial = ckpt["epoch"], ckpt.get("partial_epoch")
+        # within an epoch: as the stop's message said it
+        where = f"epoch {start + 1}, iteration {partial['iteration']}" if partial else f"epoch {start}"
+        print(f"[dvae] resumed from {resume} at {where}")
     _cli.ResumePoint.find = lambda: path if os.path.isfile(path) else None
     loader = DataLoader(Images(paths, args.input_size, args.crop_size), args.batch_size, shuffle=True, drop_last=True,
                         num_workers=args.num_workers, generator=torch.Generator().manual_seed(args.seed))
     if len(loader) == 0:
         raise _cli.UserError(f"{len(paths)} images in {args.data} are fewer than one batch of {args.batch_size}")
-    with owned_output_dir(args.output_dir):
-        train(model, optimizer, loader, paths, path, start, args)
+    with owned_output_dir(args.output_dir), StopRequest() as request:
+        train(model, optimizer, loader, paths, path, start, args, request, partial)
     print(f"[dvae] tokenizer: {path}")
 
 

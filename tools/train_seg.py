@@ -25,6 +25,7 @@ from mmengine.hooks import Hook
 from common.config import literal, split_override
 from common.results import default_path, record_result
 from common.run_lock import owned_output_dir
+from common.signals import StopRequest
 
 ADE_LAYOUT = "DATA_ROOT/images/{training,validation}/*.jpg (or .png, ...: one extension per folder) and " \
              "DATA_ROOT/annotations/{training,validation}/*.png (ADEChallengeData2016)"
@@ -233,10 +234,14 @@ def run(runner, cfg, args):
         metrics = runner.test()
         iteration = checkpoint["meta"]["iter"]
     else:
+        from seg import StopAtSignal
+
         final = FinalValidation()
         runner.register_hook(final, priority="LOWEST")
         _cli.ResumePoint.find = lambda: last_checkpoint(cfg.work_dir)
-        runner.train()
+        with StopRequest() as request:  # before the Runner starts its data workers (see StopAtSignal)
+            runner.register_hook(StopAtSignal(request))
+            runner.train()
         # the training loop validates at its last iteration; a run with nothing left to train has not
         metrics = final.metrics if final.iteration == runner.iter else runner.val()
         iteration = runner.iter
