@@ -222,7 +222,8 @@ def test_dvae_stopped_by_sigterm_resumes_bit_identically(images, tmp_path):
 
 # -- detection and segmentation ------------------------------------------------------------------
 @pytest.mark.slow
-def test_detection_stopped_by_sigterm_saves_that_iteration_and_resumes_there(tmp_path):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_detection_stopped_by_sigterm_saves_that_iteration_and_resumes_there(tmp_path, processes):
     from reproduction.toy_data import write_coco
 
     splits = write_coco(str(tmp_path / "coco"), num_train=8, num_val=2, size=128, seed=3)
@@ -230,11 +231,13 @@ def test_detection_stopped_by_sigterm_saves_that_iteration_and_resumes_there(tmp
     datasets = [f"--dataset=toy_coco_{split}={ann}:{images}" for split, (ann, images) in splits.items()]
     args = ["--cfg", "det/mask_rcnn_vit_tiny.py", *datasets, "--init", "none", "--output-dir", run_dir,
             "--results-csv", tmp_path / "det.csv", "train.max_iter=1000", "train.checkpointer.period=1000",
-            "train.eval_period=1000", "train.log_period=1"]
+            "train.eval_period=1000", "train.log_period=1", "--num-gpus", processes,
+            f"dataloader.train.total_batch_size={2 * processes}"]
     proc = start(tool("train_det.py", *args), log)
     metrics = run_dir / "metrics.json"  # a row per iteration (log_period=1)
     wait_until(lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 3, proc, log)
-    proc.send_signal(signal.SIGTERM)
+    # as SLURM signals a job step: every process (with 2, the launching one and both workers)
+    os.killpg(proc.pid, signal.SIGTERM)
     iteration, path = stopped_line(
         proc, log, r"error: stopped by SIGTERM at iteration (\d+); --resume auto continues from (\S+)")
     iteration = int(iteration)

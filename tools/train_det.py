@@ -26,6 +26,7 @@ import _cli
 
 from common.results import default_path, record_result
 from common.run_lock import owned_output_dir
+from common.signals import Stopped, StopRequest
 
 COCO_LAYOUT = "DATA_ROOT/coco/{train2017,val2017}/*.jpg and DATA_ROOT/coco/annotations/instances_{train,val}2017.json"
 
@@ -301,6 +302,7 @@ def main(argv: list[str]) -> None:
     if args.data_root:  # read by detectron2's builtin dataset registration at import
         os.environ["DETECTRON2_DATASETS"] = args.data_root
     from detectron2.engine import launch
+    from torch.multiprocessing import ProcessExitedException
 
     from det.distributed import check_processes
 
@@ -310,11 +312,30 @@ def main(argv: list[str]) -> None:
         from detectron2.config import instantiate
 
         instantiate(vit_node(cfg))  # loads --init through the MAE mapping here, not first in every worker
-    # this process outlives its workers: it holds the output folder's lock (the first machine's, for a training run)
+    # this process outlives its workers: it holds the output folder's lock (the first machine's, for a training
+    # run), and a stop signal (SLURM sends it to every process) waits for its workers' checkpoint
     trains = not args.eval_only and args.machine_rank == 0
-    with owned_output_dir(cfg.train.output_dir) if trains else contextlib.nullcontext():
-        launch(train, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args, cfg.model.roi_heads.num_classes))
+    spawned = args.num_gpus * args.num_machines > 1
+    with owned_output_dir(cfg.train.output_dir) if trains else contextlib.nullcontext(), \
+            StopRequest() if spawned else contextlib.nullcontext():
+        try:
+            launch(train_in_worker if spawned else train, args.num_gpus, num_machines=args.num_machines,
+                   machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args, cfg.model.roi_heads.num_classes))
+        except ProcessExitedException as e:
+            if e.exit_code != _cli.EXIT_STOPPED:
+                raise
+            raise SystemExit(_cli.EXIT_STOPPED) from None  # the worker of rank 0 said where it stopped
+
+
+def train_in_worker(args, num_classes):
+    """train() in a spawned worker: a stop ends it with the stop's exit code (rank 0 saying why), which
+    the launching process passes on; torch's spawn wrapper would print Stopped as a crash."""
+    try:
+        return train(args, num_classes)
+    except Stopped as stop:
+        if str(stop):
+            print(f"error: {stop}", file=sys.stderr, flush=True)
+        sys.exit(_cli.EXIT_STOPPED)
 
 
 if __name__ == "__main__":
