@@ -86,13 +86,14 @@ class StopRequest:
 
 
 def _leave_stop_signals_to_the_parent():
-    """In a process forked while a StopRequest is installed (DataLoader workers), the stop signals stay
-    blocked: SLURM signals every process of a job step, and a worker that died of SIGTERM (PyTorch's
-    worker handler) would end the run with an error before it reaches its step boundary. The workers
-    still end with their loader (it tells them, and they watch their parent)."""
-    noted = [s for s in STOP_SIGNALS if isinstance(getattr(signal.getsignal(s), "__self__", None), StopRequest)]
-    if noted:
-        signal.pthread_sigmask(signal.SIG_BLOCK, noted)
+    """In a process forked while a StopRequest is installed (DataLoader workers), SIGUSR1 and SIGUSR2 are
+    ignored: SLURM's --signal (submitit's USR2) reaches every process of a job step, and a worker killed by
+    it would end the run with an error before its step boundary. SIGTERM keeps its default: the loader
+    stops a worker that does not end by itself with SIGTERM, and one that ignored it would hang the
+    process's exit (a SIGTERM sent to every process of the step still kills the workers; README)."""
+    if any(isinstance(getattr(signal.getsignal(s), "__self__", None), StopRequest) for s in STOP_SIGNALS):
+        for s in (signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(s, signal.SIG_IGN)
 
 
 os.register_at_fork(after_in_child=_leave_stop_signals_to_the_parent)

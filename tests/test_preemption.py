@@ -118,17 +118,18 @@ def assert_same_model(a, b):
 
 # -- pre-training --------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_pretraining_stopped_by_sigterm_mid_epoch_resumes_bit_identically(images, tmp_path):
+def test_pretraining_stopped_by_sigusr2_mid_epoch_resumes_bit_identically(images, tmp_path):
     args = ["--cfg", "pretrain/mae_vit_tiny_cpu.py", "--data", images, *TINY_MAE, "epochs=5"]
     run(tool("pretrain.py", *args, "--output-dir", tmp_path / "full"), tmp_path / "full.log")
     run_dir, log = tmp_path / "stopped", tmp_path / "stopped.log"
     last = run_dir / "checkpoint-last.pth"
     proc = start(tool("pretrain.py", *args, "--output-dir", run_dir), log)
-    # the moment: after the first epoch, while an epoch's DataLoader worker runs (the signal reaches it too)
+    # the moment: after the first epoch, while an epoch's DataLoader worker runs; submitit's time-limit signal
+    # reaches it too, as SLURM's --signal reaches every process of a job step
     wait_until(lambda: last.exists() and children(proc.pid), proc, log)
-    os.killpg(proc.pid, signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGUSR2)
     epoch, iteration, path = stopped_line(
-        proc, log, r"error: stopped by SIGTERM at epoch (\d+), iteration (\d+); --resume auto continues from (\S+)")
+        proc, log, r"error: stopped by SIGUSR2 at epoch (\d+), iteration (\d+); --resume auto continues from (\S+)")
     epoch, iteration = int(epoch), int(iteration)
     assert path == str(last) and 2 <= epoch <= 5 and iteration % 2 == 0  # at an optimizer step (2 batches each)
     ckpt = load_file(str(last))
@@ -153,12 +154,15 @@ def test_two_process_pretraining_stops_every_rank_at_the_same_step(images, tmp_p
     proc = start(tool("pretrain.py", *args, "--output-dir", run_dir, launcher=torchrun(29542)), log)
     # the moment: after the first epoch, while a rank's DataLoader worker runs
     wait_until(lambda: last.exists() and any(children(rank) for rank in children(proc.pid)), proc, log)
-    # torchrun, both ranks and their workers, as under SLURM; torchrun alone would pass SIGTERM on to the ranks
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=300)  # torchrun then ends with its own exit code 1 and the traceback of its SignalException
+    # the time-limit signal to both ranks and their data workers, as SLURM's --signal reaches the processes of
+    # a job step (torchrun itself would end on SIGUSR2 without --signals-to-handle: README)
+    for rank in children(proc.pid):
+        for pid in (rank, *children(rank)):
+            os.kill(pid, signal.SIGUSR2)
+    proc.wait(timeout=300)  # torchrun then ends with its own exit code 1: its ranks ended with 75
     text = open(log).read()
     epoch, iteration, path = error_line(  # rank 0's
-        text, r"error: stopped by SIGTERM at epoch (\d+), iteration (\d+); --resume auto continues from (\S+)")
+        text, r"error: stopped by SIGUSR2 at epoch (\d+), iteration (\d+); --resume auto continues from (\S+)")
     # every rank left at the same step: none was still in a collective when torchrun's grace time ended
     assert "forcefully exiting" not in text and "exited unexpectedly" not in text, text[-3000:]
     epoch, iteration = int(epoch), int(iteration)
@@ -223,7 +227,7 @@ def test_dvae_stopped_by_sigterm_resumes_bit_identically(images, tmp_path):
 # -- detection and segmentation ------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("processes", [1, 2])
-def test_detection_stopped_by_sigterm_saves_that_iteration_and_resumes_there(tmp_path, processes):
+def test_detection_stopped_by_sigusr1_saves_that_iteration_and_resumes_there(tmp_path, processes):
     from reproduction.toy_data import write_coco
 
     splits = write_coco(str(tmp_path / "coco"), num_train=8, num_val=2, size=128, seed=3)
@@ -236,10 +240,10 @@ def test_detection_stopped_by_sigterm_saves_that_iteration_and_resumes_there(tmp
     proc = start(tool("train_det.py", *args), log)
     metrics = run_dir / "metrics.json"  # a row per iteration (log_period=1)
     wait_until(lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 3, proc, log)
-    # as SLURM signals a job step: every process (with 2, the launching one and both workers)
-    os.killpg(proc.pid, signal.SIGTERM)
+    # as SLURM's --signal reaches a job step: every process (with 2, the launching one and both workers)
+    os.killpg(proc.pid, signal.SIGUSR1)
     iteration, path = stopped_line(
-        proc, log, r"error: stopped by SIGTERM at iteration (\d+); --resume auto continues from (\S+)")
+        proc, log, r"error: stopped by SIGUSR1 at iteration (\d+); --resume auto continues from (\S+)")
     iteration = int(iteration)
     assert path == str(run_dir / f"model_{iteration - 1:07d}.pth")  # Detectron2 counts from 0
     assert (run_dir / "last_checkpoint").read_text() == os.path.basename(path)

@@ -68,8 +68,10 @@ SAVE_ONCE = textwrap.dedent("""
 def test_an_interrupt_during_a_checkpoint_write_takes_effect_once_the_file_is_complete(tmp_path, signum):
     target = tmp_path / "checkpoint-last.pth"
     save_file({"epoch": 2}, str(target))  # the previous checkpoint
+    # SIGINT as in a terminal, also where the suite itself runs in the background (which ignores it)
     result = subprocess.run([sys.executable, "-c", SAVE_ONCE, str(target), str(int(signum))], cwd=ROOT,
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT}, timeout=120)
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT}, timeout=120,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # SIGINT: KeyboardInterrupt as save_file returns; SIGTERM: its default action, once the file is complete
     expected = (130, "interrupted\n") if signum == signal.SIGINT else (-signal.SIGTERM, "")
     assert (result.returncode, result.stdout) == expected, result.stderr[-3000:]

@@ -106,7 +106,7 @@ def test_a_requeued_job_continues_and_ends_as_an_uninterrupted_one(cluster, imag
     assert digests(out) == uninterrupted
     logs = "".join(open(os.path.join(out, "slurm", job, name)).read() for name in os.listdir(os.path.join(out, "slurm", job))
                    if name.endswith("_0_log.out") or name.endswith("_0_log.err"))
-    assert re.search(rf"resumed from {re.escape(out)}/checkpoint-(last|\d+)\.pth at epoch [1-3]", logs), logs[-3000:]
+    assert re.search(rf"resumed from {re.escape(out)}/checkpoint-(last|\d+)\.pth at epoch [1-4]\b", logs), logs[-3000:]
     assert load_file(os.path.join(out, "checkpoint-last.pth"))["epoch"] == 4
 
 
