@@ -5,14 +5,19 @@ Run names (the one place they are defined; Preset.get parses them):
     toy_data                          the generated data                     CPU presets only, in-process
     dvae                              the dVAE tokenizer                     CPU presets only
     pretrain-SIZE-TARGET              MAE pre-training                       TARGET: pixel, norm_pixel, dvae_token
+    pretrain-SIZE-supervised          supervised pre-training                CPU presets: the pre-training images
+                                                                             with their labels (train_cls.py)
     cls-DATASET-SIZE-SOURCE-seedS     classification fine-tuning             DATASET: imagenet, inat2017, ...
     det-SIZE-SOURCE-seedS             Mask R-CNN on COCO
     seg-SIZE-SOURCE-seedS             UperNet on ADE20K
 
 SIZE is the preset's label of a table column's model (tiny for the CPU presets; B, L, H, H448 on the
 paper preset), SOURCE the encoder a transfer starts from: a TARGET's pre-training, "scratch"
-(classification only: no encoder) or "supervised" (the from-scratch ImageNet classifier of the first
-seed, cls-imagenet-SIZE-scratch-seed0), and S one of SEEDS, the last argument of the run's recipe.
+(classification only: no encoder) or "supervised" (supervised pre-training on the images MAE
+pre-trains on, with their labels: on the paper preset the from-scratch ImageNet classifier of the
+first seed, cls-imagenet-SIZE-scratch-seed0, as in the paper; on the CPU presets
+pretrain-SIZE-supervised, as their labelled ImageNet-layout set is a few hundred images), and S one
+of SEEDS, the last argument of the run's recipe.
 
 The run kind (the name's first part) picks the recipe, a Preset method (Preset.recipes): the tool is
 TOOLS[kind], its config CPU_CONFIGS[...] on the CPU presets, PaperPreset.PRETRAIN / FINETUNE /
@@ -67,12 +72,14 @@ class Run:
 class Scale:
     """How big each step of the CPU presets is."""
     pretrain_images: int
+    pretrain_val_images: int  # held out of pre-training: the supervised pre-training's validation set
     pretrain_epochs: int
+    supervised_epochs: int  # supervised pre-training on the same images, with their labels
     dvae_epochs: int
     in1k_images: tuple  # (train, val) for the ImageNet-layout fine-tuning of Tables 3 and 7
     cls_images: tuple  # (train, val) for each Table 6 dataset
     cls_epochs: int  # fine-tuning on the ImageNet layout (Tables 3 and 7)
-    scratch_epochs: int  # the from-scratch classifier (Table 3, and the "supervised" encoder of Tables 4 and 5)
+    scratch_epochs: int  # the from-scratch classifier of the labelled ImageNet-layout set (Table 3)
     table6_epochs: int  # fine-tuning on each Table 6 dataset
     coco_images: tuple
     det_iters: int
@@ -96,17 +103,17 @@ SCALES = {
     # tiny, `make demo` (--jobs 2): 5x more unlabelled images, 3 seeds for the classification cells
     # (findings 1 and 3), one for Table 6 (no finding), Mask R-CNN and UperNet (finding 2 is not
     # testable at this budget).
-    "tiny": Scale(pretrain_images=1024, pretrain_epochs=40, dvae_epochs=8, in1k_images=(200, 500),
+    "tiny": Scale(pretrain_images=1024, pretrain_val_images=200, pretrain_epochs=40, supervised_epochs=40, dvae_epochs=8, in1k_images=(200, 500),
                   cls_images=(200, 100), cls_epochs=50, scratch_epochs=100, table6_epochs=8, coco_images=(80, 20),
                   det_iters=200, ade_images=(60, 20), seg_iters=150, runs_per_cell=dict(in1k=3, table6=1, det=1, seg=1)),
     # small: 20x more unlabelled (4,096) than labelled images, fine-tuning 100 epochs (the paper's ViT-B
     # recipe length), and seeds enough to test findings 1-3 (2 for Mask R-CNN, 3 for UperNet).
-    "small": Scale(pretrain_images=4096, pretrain_epochs=30, dvae_epochs=6, in1k_images=(200, 500),
+    "small": Scale(pretrain_images=4096, pretrain_val_images=500, pretrain_epochs=30, supervised_epochs=30, dvae_epochs=6, in1k_images=(200, 500),
                    cls_images=(200, 100), cls_epochs=100, scratch_epochs=200, table6_epochs=20, coco_images=(80, 20),
                    det_iters=200, ade_images=(60, 20), seg_iters=150, runs_per_cell=dict(in1k=3, table6=1, det=2, seg=3)),
     # Two seeds where the chain is cheap, so that std, n_runs and the verdicts are exercised; Table 6
     # keeps one to exercise a cell without a standard deviation.
-    "smoke": Scale(pretrain_images=64, pretrain_epochs=1, dvae_epochs=1, in1k_images=(20, 10), cls_images=(20, 10),
+    "smoke": Scale(pretrain_images=64, pretrain_val_images=16, pretrain_epochs=1, supervised_epochs=1, dvae_epochs=1, in1k_images=(20, 10), cls_images=(20, 10),
                    cls_epochs=1, scratch_epochs=1, table6_epochs=1, coco_images=(8, 4), det_iters=2, ade_images=(8, 4),
                    seg_iters=2, runs_per_cell=dict(in1k=2, table6=1, det=2, seg=2)),
 }
@@ -157,10 +164,14 @@ class Preset:
         return os.path.abspath(os.path.join(self.runs_dir, name))
 
     def checkpoint(self, source, size):
-        """The encoder a transfer run starts from, and the run that makes it: the "supervised" encoder is
-        the from-scratch classifier of the first seed, as there is one pre-training per MAE target."""
-        run = f"cls-imagenet-{size}-scratch-seed{SEEDS[0]}" if source == "supervised" else f"pretrain-{size}-{source}"
+        """The encoder a transfer run starts from, and the run that makes it (one pre-training per source)."""
+        run = self.supervised_run(size) if source == "supervised" else f"pretrain-{size}-{source}"
         return os.path.join(self.out(run), "checkpoint-last.pth"), run
+
+    def supervised_run(self, size):
+        """Supervised pre-training on ImageNet with its labels: the paper's baseline of Tables 4 and 5 is
+        the from-scratch ImageNet classifier (of the first seed)."""
+        return f"cls-imagenet-{size}-scratch-seed{SEEDS[0]}"
 
     def csv(self, kind):
         return os.path.abspath(os.path.join(self.results, "runs", f"{kind}.csv"))
@@ -200,7 +211,14 @@ class CpuPreset(Preset):
         super().__init__(name, out, args)
         self.scale = SCALES[name]
         self.runs_per_cell = self.scale.runs_per_cell
-        self.data = os.path.abspath(os.path.join(out, "data", name))
+        # --data-seed N draws other data and other pre-training initialisations: the same experiment
+        # on another draw, in folders of its own (runs/tiny-data1, results-data1), transfer seeds unchanged
+        self.data_seed = getattr(args, "data_seed", 0) or 0
+        draw = f"{name}-data{self.data_seed}" if self.data_seed else name
+        self.runs_dir = os.path.join(out, "runs", draw)
+        if self.data_seed:
+            self.results = os.path.join(out, f"results-data{self.data_seed}")
+        self.data = os.path.abspath(os.path.join(out, "data", draw))
 
     def recipes(self):
         return {"toy_data": self.toy_data, "dvae": self.dvae, **super().recipes()}
@@ -211,22 +229,39 @@ class CpuPreset(Preset):
     def write_data(self):
         from reproduction import toy_data as toy
 
-        s, d = self.scale, self.data
-        toy.write_image_folder(os.path.join(d, "pretrain"), s.pretrain_images, size=80, seed=0)
-        toy.write_classification_sets(os.path.join(d, "cls"), *s.in1k_images, size=64, seed=1, datasets=("imagenet",))
+        s, d, seed = self.scale, self.data, 10 * self.data_seed  # each set its own seed: seed + 0 .. 9
+        toy.write_image_folder(os.path.join(d, "pretrain"), s.pretrain_images, size=80, seed=seed,
+                               num_val=s.pretrain_val_images)
+        toy.write_classification_sets(os.path.join(d, "cls"), *s.in1k_images, size=64, seed=seed + 1, datasets=("imagenet",))
         for k, dataset in enumerate(TABLE6_DATASETS.values()):  # each with scenes of its own
-            toy.write_classification_sets(os.path.join(d, "cls"), *s.cls_images, size=64, seed=2 + k, datasets=(dataset,))
-        toy.write_coco(os.path.join(d, "coco"), *s.coco_images, size=128, seed=8)
-        toy.write_ade20k(os.path.join(d, "ade"), *s.ade_images, size=64, seed=9)
+            toy.write_classification_sets(os.path.join(d, "cls"), *s.cls_images, size=64, seed=seed + 2 + k,
+                                          datasets=(dataset,))
+        toy.write_coco(os.path.join(d, "coco"), *s.coco_images, size=128, seed=seed + 8)
+        toy.write_ade20k(os.path.join(d, "ade"), *s.ade_images, size=64, seed=seed + 9)
 
     def dvae(self):
         s = self.scale
         return Run(deps=("toy_data",), argv=tool(
             TOOLS["dvae"], "--data", os.path.join(self.data, "pretrain"), "--output-dir", self.out("dvae"),
-            "--epochs", s.dvae_epochs, "--batch-size", 64 if s.pretrain_images >= 64 else s.pretrain_images, "--resume"))
+            "--epochs", s.dvae_epochs, "--batch-size", 64 if s.pretrain_images >= 64 else s.pretrain_images, "--resume",
+            "--seed", self.data_seed))
+
+    def supervised_run(self, size):
+        """The supervised baseline sees the same images as MAE's pre-training, with their labels (the
+        largest classification object's class), as the paper's does with ImageNet; the ImageNet-layout
+        set of Table 3 is a few hundred labelled images, not a pre-training set."""
+        return f"pretrain-{size}-supervised"
 
     def pretrain(self, size, target):
         s, deps = self.scale, ("toy_data",)
+        if target == "supervised":  # the from-scratch recipe on the pre-training images (train/ and val/)
+            epochs = s.supervised_epochs
+            return Run(deps=deps, argv=tool(
+                TOOLS["cls"], "--cfg", CPU_CONFIGS["cls-scratch"], "--dataset", "imagenet",
+                "--data-root", os.path.join(self.data, "pretrain"), "--output-dir", self.out(f"pretrain-{size}-supervised"),
+                "--resume", "auto", f"epochs={epochs}", f"warmup_epochs={max(1, epochs // 20)}",
+                f"eval_every={max(1, epochs // 4)}", f"save_every={max(1, epochs // 2)}", f"seed={self.data_seed}",
+                f"batch_size={min(32, s.pretrain_images)}"))
         extra = []
         if target == "dvae_token":
             extra, deps = [f"tokenizer={os.path.join(self.out('dvae'), 'dvae.pth')}"], ("toy_data", "dvae")
@@ -235,7 +270,7 @@ class CpuPreset(Preset):
             "--output-dir", self.out(f"pretrain-{size}-{target}"), "--resume", "auto", f"target={target}",
             f"epochs={s.pretrain_epochs}", f"warmup_epochs={max(1, s.pretrain_epochs // 10)}",
             f"vis_every={s.pretrain_epochs}",
-            f"batch_size={min(32, s.pretrain_images)}", *extra))
+            f"batch_size={min(32, s.pretrain_images)}", f"seed={self.data_seed}", *extra))
 
     def cls(self, dataset, size, source, seed):
         s = self.scale

@@ -12,11 +12,19 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 CLASSES = ("circle", "square", "triangle", "ellipse", "diamond")
-# Each class has a shape, a typical colour (jittered) and a typical texture, so that a small model
-# can tell classes apart from a few hundred images, as in a real object category.
+# Each classification class has a shape, a typical colour (jittered) and a typical texture, so that a
+# small model can tell classes apart from a few hundred images, as in a real object category.
 CLASS_COLOURS = {"circle": (220, 60, 50), "square": (60, 180, 75), "triangle": (50, 90, 220),
                  "ellipse": (240, 200, 40), "diamond": (170, 60, 200)}
 CLASS_STRIPES = {"circle": 0.8, "square": 0.2, "triangle": 0.2, "ellipse": 0.8, "diamond": 0.5}
+# The detection and segmentation sets have categories of their own, as COCO's and ADE20K's are not
+# ImageNet's: other shapes, each with a typical texture (drawn 70% of the time) and any colour, so
+# that colour, which the classification labels teach, does not tell them apart. The pre-training
+# images hold both kinds of object; their labels (the supervised baseline's) name the largest
+# classification object only.
+DENSE_CLASSES = ("cross", "star", "arrow", "lshape", "hexagon")
+DENSE_TEXTURES = {"cross": "hstripes", "star": "checker", "arrow": "vstripes", "lshape": "plain", "hexagon": "dots"}
+TEXTURES = ("plain", "hstripes", "vstripes", "checker", "dots")
 
 
 def _photo_backgrounds():
@@ -52,6 +60,10 @@ def _background(rng, size, photos):
 
 
 def _polygon(cls, cx, cy, r, rng):
+    if cls in _DENSE_OUTLINES:  # unit outlines, scaled and turned by a random angle
+        angle = rng.uniform(0, 2 * np.pi)
+        c, s = np.cos(angle), np.sin(angle)
+        return [(cx + r * (x * c - y * s), cy + r * (x * s + y * c)) for x, y in _DENSE_OUTLINES[cls]]
     if cls == "square":
         return [(cx - r, cy - r), (cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r)]
     if cls == "triangle":
@@ -63,23 +75,59 @@ def _polygon(cls, cx, cy, r, rng):
     return [(cx + r * np.cos(a), cy + ry * np.sin(a)) for a in angles]
 
 
-def render_scene(rng, size, photos=(), max_objects=3):
-    """-> (RGB uint8 image, [dict(category, polygon, mask)]) with 1..max_objects objects, later ones on top."""
+def _star(points, inner):
+    angles = np.linspace(0, 2 * np.pi, 2 * points, endpoint=False)
+    return [((1 if k % 2 == 0 else inner) * np.cos(a), (1 if k % 2 == 0 else inner) * np.sin(a)) for k, a in enumerate(angles)]
+
+
+_DENSE_OUTLINES = {
+    "cross": [(-0.35, -1), (0.35, -1), (0.35, -0.35), (1, -0.35), (1, 0.35), (0.35, 0.35), (0.35, 1), (-0.35, 1),
+              (-0.35, 0.35), (-1, 0.35), (-1, -0.35), (-0.35, -0.35)],
+    "star": _star(5, 0.45),
+    "arrow": [(-1, -0.3), (0.2, -0.3), (0.2, -0.8), (1, 0), (0.2, 0.8), (0.2, 0.3), (-1, 0.3)],
+    "lshape": [(-0.8, -1), (-0.2, -1), (-0.2, 0.4), (0.8, 0.4), (0.8, 1), (-0.8, 1)],
+    "hexagon": [(np.cos(a), np.sin(a)) for a in np.linspace(0, 2 * np.pi, 6, endpoint=False)],
+}
+
+
+def _texture(kind, size, rng):
+    """A multiplicative (size, size, 1) brightness pattern."""
+    if kind == "plain":
+        return np.ones((size, size, 1))
+    period = int(rng.integers(3, 8))
+    y, x = np.mgrid[:size, :size]
+    on = {"hstripes": (y // period) % 2, "vstripes": (x // period) % 2, "checker": (x // period + y // period) % 2,
+          "dots": ((x % period) < period / 2) & ((y % period) < period / 2)}[kind]
+    return (0.6 + 0.4 * on)[..., None]
+
+
+def _appearance(cls, size, rng):
+    """(colour, texture) of one object: a classification class's own colour and stripes, or a
+    detection/segmentation category's typical texture in any colour."""
+    if cls in CLASS_COLOURS:
+        colour = np.array(CLASS_COLOURS[cls]) + rng.normal(0, 30, 3)
+        return colour, _texture("vstripes" if rng.random() < CLASS_STRIPES[cls] else "plain", size, rng)
+    kind = DENSE_TEXTURES[cls] if rng.random() < 0.7 else TEXTURES[rng.integers(len(TEXTURES))]
+    return rng.uniform(40, 240, 3), _texture(kind, size, rng)
+
+
+def render_scene(rng, size, photos=(), max_objects=3, categories=CLASSES, distractors=(), max_distractors=0):
+    """-> (RGB uint8 image, [dict(category, polygon, mask)]) with 1..max_objects objects of `categories`
+    and 0..max_distractors of `distractors` in random order, later ones on top; only the objects
+    of `categories` are returned."""
     img = Image.fromarray(_background(rng, size, photos).copy())
+    drawn = [categories[rng.integers(len(categories))] for _ in range(int(rng.integers(1, max_objects + 1)))]
+    if distractors:
+        drawn += [distractors[rng.integers(len(distractors))] for _ in range(int(rng.integers(0, max_distractors + 1)))]
     objects = []
-    for _ in range(int(rng.integers(1, max_objects + 1))):
-        cls = CLASSES[rng.integers(len(CLASSES))]
+    for cls in (drawn[k] for k in rng.permutation(len(drawn))):
         r = rng.uniform(0.12, 0.3) * size
         cx, cy = rng.uniform(r, size - r), rng.uniform(r, size - r)
         polygon = [(float(x), float(y)) for x, y in _polygon(cls, cx, cy, r, rng)]
         mask_img = Image.new("L", (size, size), 0)
         ImageDraw.Draw(mask_img).polygon(polygon, fill=255)
         mask = np.asarray(mask_img) > 0
-        colour = np.array(CLASS_COLOURS[cls]) + rng.normal(0, 30, 3)
-        texture = np.ones((size, size, 1))
-        if rng.random() < CLASS_STRIPES[cls]:
-            period = rng.integers(3, 8)
-            texture = (0.6 + 0.4 * ((np.arange(size)[None, :] // period) % 2))[..., None].repeat(size, 0)
+        colour, texture = _appearance(cls, size, rng)
         fill = (colour * texture).clip(0, 255).astype(np.uint8)
         pixels = np.asarray(img).copy()
         pixels[mask] = fill[mask]
@@ -87,16 +135,22 @@ def render_scene(rng, size, photos=(), max_objects=3):
         for earlier in objects:  # keep masks exclusive: the new object occludes earlier ones
             earlier["mask"] &= ~mask
         objects.append({"category": cls, "polygon": polygon, "mask": mask})
-    return np.asarray(img), [o for o in objects if o["mask"].any()]
+    return np.asarray(img), [o for o in objects if o["mask"].any() and o["category"] in categories]
 
 
-def write_image_folder(out, num_images, size, seed):
+def write_image_folder(out, num_images, size, seed, num_val=0):
+    """Unlabelled-style pre-training scenes as an ImageNet-style folder OUT/train/CLASS/*.png (and
+    OUT/val/CLASS/*.png with num_val > 0): objects of both kinds, the folder being the largest
+    classification object's class, the label the supervised baseline trains on."""
     rng = np.random.default_rng(seed)
     photos = _photo_backgrounds()
-    for i in range(num_images):
-        img, objects = render_scene(rng, size, photos)
-        largest = max(objects, key=lambda o: o["mask"].sum())["category"]
-        _save(os.path.join(out, "train", largest, f"{i:06d}.png"), img)
+    for split, count in (("train", num_images), ("val", num_val)):
+        for i in range(count):
+            img, objects = render_scene(rng, size, photos, max_objects=1, distractors=DENSE_CLASSES, max_distractors=2)
+            while not objects:  # every dense object covered the classification one: draw again
+                img, objects = render_scene(rng, size, photos, max_objects=1, distractors=DENSE_CLASSES, max_distractors=2)
+            largest = max(objects, key=lambda o: o["mask"].sum())["category"]
+            _save(os.path.join(out, split, largest, f"{i:06d}.png"), img)
     return os.path.join(out, "train")
 
 
@@ -179,19 +233,25 @@ def _write_places365(root, splits):
             f.write(f"{name} {label}\n")
 
 
+def _dense_scene(rng, size, photos):
+    """A detection / segmentation scene: 1-3 objects of DENSE_CLASSES and up to one classification
+    object, which is not annotated (it is background, as an unlisted object is in COCO and ADE20K)."""
+    return render_scene(rng, size, photos, categories=DENSE_CLASSES, distractors=CLASSES, max_distractors=1)
+
+
 def write_ade20k(out, num_train=40, num_val=10, size=64, seed=0, image_suffix=".jpg"):
-    """Multi-object scenes in the ADE20K layout: OUT/ADEChallengeData2016/images/{training,validation}/
-    ADE_*.jpg (or image_suffix) and annotations/.../ADE_*.png, label 0 = background ("other", ignored by
-    the reduce_zero_label convention) and label k + 1 for CLASSES[k]."""
+    """Multi-object scenes (_dense_scene) in the ADE20K layout: OUT/ADEChallengeData2016/images/
+    {training,validation}/ADE_*.jpg (or image_suffix) and annotations/.../ADE_*.png, label 0 =
+    background ("other", ignored by the reduce_zero_label convention) and k + 1 for DENSE_CLASSES[k]."""
     rng = np.random.default_rng(seed)
     photos = _photo_backgrounds()
     root = os.path.join(out, "ADEChallengeData2016")
     for split, count, prefix in (("training", num_train, "ADE_train"), ("validation", num_val, "ADE_val")):
         for i in range(count):
-            img, objects = render_scene(rng, size, photos)
+            img, objects = _dense_scene(rng, size, photos)
             label = np.zeros((size, size), dtype=np.uint8)
             for obj in objects:
-                label[obj["mask"]] = CLASSES.index(obj["category"]) + 1
+                label[obj["mask"]] = DENSE_CLASSES.index(obj["category"]) + 1
             name = f"{prefix}_{i + 1:08d}"
             _save(os.path.join(root, "images", split, name + image_suffix), img, quality=95)
             _save(os.path.join(root, "annotations", split, name + ".png"), label)
@@ -199,18 +259,18 @@ def write_ade20k(out, num_train=40, num_val=10, size=64, seed=0, image_suffix=".
 
 
 def write_coco(out, num_train=60, num_val=20, size=128, seed=0):
-    """Multi-object scenes as COCO instances: OUT/{train,val}/*.jpg and OUT/annotations/
-    instances_{train,val}.json with polygon masks of the visible parts, category ids 1..len(CLASSES)."""
+    """Multi-object scenes (_dense_scene) as COCO instances: OUT/{train,val}/*.jpg and OUT/annotations/
+    instances_{train,val}.json with polygon masks of the visible parts, category ids 1..len(DENSE_CLASSES)."""
     import pycocotools.mask as mask_utils
 
     rng = np.random.default_rng(seed)
     photos = _photo_backgrounds()
-    categories = [{"id": k + 1, "name": c, "supercategory": "shape"} for k, c in enumerate(CLASSES)]
+    categories = [{"id": k + 1, "name": c, "supercategory": "shape"} for k, c in enumerate(DENSE_CLASSES)]
     paths = {}
     for split, count in (("train", num_train), ("val", num_val)):
         images, annotations = [], []
         for i in range(count):
-            img, objects = render_scene(rng, size, photos)
+            img, objects = _dense_scene(rng, size, photos)
             file_name = f"{split}_{i:06d}.jpg"
             _save(os.path.join(out, split, file_name), img)
             images.append({"id": i + 1, "file_name": file_name, "height": size, "width": size})
@@ -221,7 +281,7 @@ def write_coco(out, num_train=60, num_val=20, size=128, seed=0):
                 if not segmentation:
                     continue
                 annotations.append({"id": len(annotations) + 1, "image_id": i + 1,
-                                    "category_id": CLASSES.index(obj["category"]) + 1, "bbox": [x, y, w, h],
+                                    "category_id": DENSE_CLASSES.index(obj["category"]) + 1, "bbox": [x, y, w, h],
                                     "area": float(obj["mask"].sum()), "iscrowd": 0, "segmentation": segmentation})
         os.makedirs(os.path.join(out, "annotations"), exist_ok=True)
         paths[split] = os.path.join(out, "annotations", f"instances_{split}.json")

@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dry-run", action="store_true", help="list the runs (done / pending) and stop")
     parser.add_argument("--jobs", type=int, default=1,
                         help="CPU presets: how many independent runs go at once, sharing the cores (make demo: 2)")
+    parser.add_argument("--data-seed", type=int, default=0,
+                        help="CPU presets: another draw of the generated data and of the pre-trainings' initialisation "
+                             "(runs/PRESET-dataN/, results-dataN/): does a verdict hold for other data?")
     paper = parser.add_argument_group("paper preset")
     paper.add_argument("--data-root", help="holds imagenet/, coco/, ADEChallengeData2016/, inat2017-2019/, places205/, places365/")
     paper.add_argument("--dalle-encoder", help="DALL-E's released encoder.pkl (the Table 7 token target)")
@@ -74,6 +77,10 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.submit and (args.preset != "paper" or args.launch):
         parser.error("--submit submits the paper preset's runs (without --launch)")
+    if args.data_seed and args.preset == "paper":
+        parser.error("--data-seed draws the CPU presets' generated data; the paper preset reads --data-root")
+    if args.data_seed < 0:
+        parser.error(f"--data-seed {args.data_seed}: must be 0 or more")
     if args.jobs < 1 or (args.jobs > 1 and args.preset == "paper"):
         parser.error(f"--jobs {args.jobs}: at least 1, and 1 for the paper preset (its runs each use every GPU "
                      f"of every machine, in the same order everywhere)")

@@ -14,8 +14,8 @@ model = dict(
     auxiliary_head=dict(in_channels=embed_dim, channels=64, num_classes=num_classes, norm_cfg=norm_cfg),
     test_cfg=dict(mode="slide", crop_size=crop_size, stride=(43, 43)),
 )
-metainfo = dict(classes=("circle", "square", "triangle", "ellipse", "diamond"),
-                palette=[[220, 60, 50], [60, 180, 75], [50, 90, 220], [240, 200, 40], [170, 60, 200]])
+metainfo = dict(classes=("cross", "star", "arrow", "lshape", "hexagon"),  # reproduction.toy_data.DENSE_CLASSES
+                palette=[[230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48], [145, 30, 180]])
 train_pipeline = [
     dict(type="LoadImageFromFile"),
     dict(type="LoadAnnotations", reduce_zero_label=True),
