@@ -18,13 +18,14 @@ CLASS_COLOURS = {"circle": (220, 60, 50), "square": (60, 180, 75), "triangle": (
                  "ellipse": (240, 200, 40), "diamond": (170, 60, 200)}
 CLASS_STRIPES = {"circle": 0.8, "square": 0.2, "triangle": 0.2, "ellipse": 0.8, "diamond": 0.5}
 # The detection and segmentation sets have categories of their own, as COCO's and ADE20K's are not
-# ImageNet's: other shapes, each with a typical texture (drawn 70% of the time) and any colour, so
-# that colour, which the classification labels teach, does not tell them apart. The pre-training
-# images hold both kinds of object; their labels (the supervised baseline's) name the largest
+# ImageNet's: other shapes, each with its own texture and a colour family it shares with another
+# category, so that colour, which the classification labels teach, does not tell them apart. The
+# pre-training images hold both kinds of object; their labels (the supervised baseline's) name the
 # classification object only.
 DENSE_CLASSES = ("cross", "star", "arrow", "lshape", "hexagon")
-DENSE_TEXTURES = {"cross": "hstripes", "star": "checker", "arrow": "vstripes", "lshape": "plain", "hexagon": "dots"}
-TEXTURES = ("plain", "hstripes", "vstripes", "checker", "dots")
+DENSE_LOOKS = {"cross": ("warm", "hstripes"), "star": ("warm", "checker"), "arrow": ("cool", "vstripes"),
+               "lshape": ("cool", "plain"), "hexagon": ("any", "dots")}
+COLOUR_FAMILIES = {"warm": (230, 120, 40), "cool": (40, 170, 200)}
 
 
 def _photo_backgrounds():
@@ -90,11 +91,11 @@ _DENSE_OUTLINES = {
 }
 
 
-def _texture(kind, size, rng):
-    """A multiplicative (size, size, 1) brightness pattern."""
+def _texture(kind, size, rng, periods=(3, 8)):
+    """A multiplicative (size, size, 1) brightness pattern with a period in [periods) pixels."""
     if kind == "plain":
         return np.ones((size, size, 1))
-    period = int(rng.integers(3, 8))
+    period = int(rng.integers(*periods))
     y, x = np.mgrid[:size, :size]
     on = {"hstripes": (y // period) % 2, "vstripes": (x // period) % 2, "checker": (x // period + y // period) % 2,
           "dots": ((x % period) < period / 2) & ((y % period) < period / 2)}[kind]
@@ -103,12 +104,13 @@ def _texture(kind, size, rng):
 
 def _appearance(cls, size, rng):
     """(colour, texture) of one object: a classification class's own colour and stripes, or a
-    detection/segmentation category's typical texture in any colour."""
+    detection/segmentation category's texture in its colour family's jittered colour."""
     if cls in CLASS_COLOURS:
         colour = np.array(CLASS_COLOURS[cls]) + rng.normal(0, 30, 3)
         return colour, _texture("vstripes" if rng.random() < CLASS_STRIPES[cls] else "plain", size, rng)
-    kind = DENSE_TEXTURES[cls] if rng.random() < 0.7 else TEXTURES[rng.integers(len(TEXTURES))]
-    return rng.uniform(40, 240, 3), _texture(kind, size, rng)
+    family, texture = DENSE_LOOKS[cls]
+    colour = rng.uniform(40, 240, 3) if family == "any" else np.array(COLOUR_FAMILIES[family]) + rng.normal(0, 25, 3)
+    return colour, _texture(texture, size, rng, periods=(4, 7))
 
 
 def render_scene(rng, size, photos=(), max_objects=3, categories=CLASSES, distractors=(), max_distractors=0):
@@ -121,7 +123,7 @@ def render_scene(rng, size, photos=(), max_objects=3, categories=CLASSES, distra
         drawn += [distractors[rng.integers(len(distractors))] for _ in range(int(rng.integers(0, max_distractors + 1)))]
     objects = []
     for cls in (drawn[k] for k in rng.permutation(len(drawn))):
-        r = rng.uniform(0.12, 0.3) * size
+        r = rng.uniform(*((0.16, 0.33) if cls in DENSE_LOOKS else (0.12, 0.3))) * size
         cx, cy = rng.uniform(r, size - r), rng.uniform(r, size - r)
         polygon = [(float(x), float(y)) for x, y in _polygon(cls, cx, cy, r, rng)]
         mask_img = Image.new("L", (size, size), 0)
