@@ -97,6 +97,10 @@ class Scale:
 SEEDS = (0, 1, 2, 3, 4)
 
 ALL_TARGETS = ("pixel", "norm_pixel", "dvae_token")
+# The CPU presets' classification runs load in their own process: starting the configs' 2 workers
+# every epoch cost 1.15 s an epoch (12 epochs of 100 images: 44.7 s with 2 workers, 30.9 s without,
+# docs/benchmarks.md), more than the epoch's compute, and each run has one core anyway (--jobs 2).
+IN_PROCESS_LOADING = ("num_workers=0",)
 
 SCALES = {
     # Both CPU presets follow the paper's premise at their scale: far more unlabelled images (MAE
@@ -105,14 +109,16 @@ SCALES = {
     # classifier given twice the fine-tuning epochs (the paper's ViT-B: 100 fine-tuning, 300 from
     # scratch), and a 500-image validation set. The supervised baseline of Tables 4 and 5 is trained on
     # the pre-training images with their labels (pretrain-SIZE-supervised), and detection and
-    # segmentation have categories of their own (reproduction/toy_data.py); their lengths are where
-    # both starts' validation curves flattened in a pilot (UperNet: mIoU 34.5, 40.9, 38.8, 42.8, 42.9
-    # at 150-450 iterations from MAE). Each cell a finding uses has 3 runs.
+    # segmentation have categories of their own (reproduction/toy_data.py). Each cell a finding uses
+    # has 3 runs. Mask R-CNN and UperNet run 400 iterations in `small`, where a pilot's validation
+    # curves had flattened (UperNet from MAE: mIoU 34.5, 40.9, 38.8, 42.8, 42.9 at 150-450).
     # tiny, `make demo` (--jobs 2, 30 minutes): 20x more unlabelled (2,048) than labelled (100)
-    # images; the normalised-pixel target only, so Table 7's comparisons are left to `small`.
+    # images; the normalised-pixel target only (Table 7's comparisons are left to `small`); Mask
+    # R-CNN 200 and UperNet 250 iterations: at 400, one Mask R-CNN run took 364-383 s here, and the 12
+    # dense runs would need about an hour of run time where the 30 minutes leave about half that.
     "tiny": Scale(pretrain_images=2048, pretrain_val_images=200, pretrain_epochs=20, supervised_epochs=15, dvae_epochs=4,
                   in1k_images=(100, 500), cls_images=(200, 100), cls_epochs=100, scratch_epochs=200, table6_epochs=8,
-                  coco_images=(80, 80), det_iters=400, ade_images=(80, 80), seg_iters=400, targets=("norm_pixel",),
+                  coco_images=(80, 80), det_iters=200, ade_images=(80, 80), seg_iters=250, targets=("norm_pixel",),
                   dense_sources=("norm_pixel", "supervised"), runs_per_cell=dict(in1k=3, table6=1, det=3, seg=3)),
     # small: 40x more unlabelled (4,096) than labelled images and every target and transfer of Tables 3-7.
     "small": Scale(pretrain_images=4096, pretrain_val_images=500, pretrain_epochs=30, supervised_epochs=20, dvae_epochs=6,
@@ -273,7 +279,7 @@ class CpuPreset(Preset):
                 "--data-root", os.path.join(self.data, "pretrain"), "--output-dir", self.out(f"pretrain-{size}-supervised"),
                 "--resume", "auto", f"epochs={epochs}", f"warmup_epochs={max(1, epochs // 20)}",
                 f"eval_every={max(1, epochs // 4)}", f"save_every={max(1, epochs // 2)}", f"seed={self.data_seed}",
-                f"batch_size={min(32, s.pretrain_images)}"))
+                f"batch_size={min(32, s.pretrain_images)}", *IN_PROCESS_LOADING))
         extra = []
         if target == "dvae_token":
             extra, deps = [f"tokenizer={os.path.join(self.out('dvae'), 'dvae.pth')}"], ("toy_data", "dvae")
@@ -293,7 +299,7 @@ class CpuPreset(Preset):
                     "--output-dir", self.out(f"cls-{dataset}-{size}-{source}-seed{seed}"), "--resume", "auto",
                     f"epochs={epochs}", f"warmup_epochs={max(1, epochs // 20)}", f"eval_every={max(1, epochs // 4)}",
                     f"save_every={max(1, epochs // 2)}", f"seed={seed}", f"results_csv={self.csv('cls')}",
-                    f"batch_size={min(32, s.cls_images[0])}")
+                    f"batch_size={min(32, s.cls_images[0])}", *IN_PROCESS_LOADING)
         deps = ("toy_data",)
         if source != "scratch":
             init, run = self.checkpoint(source, size)

@@ -255,14 +255,23 @@ def plot(cells, preset):
     return paths
 
 
+FIGURE_2_CAPTIONS = {
+    "pixel": "Figure 2: the pixel-target pre-training",
+    "norm_pixel": "the normalised-pixel pre-training: prediction and target each shown per-patch normalised, "
+                  "as the model predicts no patch's mean or contrast",
+}
+
+
 def reconstructions(preset):
     """The demo's Figure 2: the last reconstruction figure of the pixel-target pre-training (the one
     the paper's Figure 2 uses too: a norm_pixel model's prediction has no colour or contrast of its
-    own), or None where that run drew none."""
-    figures = os.path.join(preset.out(preset.checkpoint("pixel", preset.sizes["B"])[1]), "figures")
+    own), or, in a preset that pre-trains normalised pixels only, the norm_pixel run's (drawn
+    normalised); -> (path, caption), or None where that run drew none."""
+    target = "pixel" if "pixel" in preset.scale.targets else "norm_pixel"
+    figures = os.path.join(preset.out(preset.checkpoint(target, preset.sizes["B"])[1]), "figures")
     if not os.path.isdir(figures) or not os.listdir(figures):
         return None
-    return os.path.join(figures, sorted(os.listdir(figures))[-1])
+    return os.path.join(figures, sorted(os.listdir(figures))[-1]), FIGURE_2_CAPTIONS[target]
 
 
 def write_timings(preset, names):
@@ -306,7 +315,7 @@ def export(cells, preset, tables):
         print(f"[reproduce] plot: {path}")
     recon = reconstructions(preset) if isinstance(preset, CpuPreset) else None
     if recon:
-        print(f"[reproduce] reconstructions: {recon} (Figure 2: the pixel-target pre-training)")
+        print(f"[reproduce] reconstructions: {recon[0]} ({recon[1]})")
     dvae_figure = os.path.join(preset.runs_dir, "dvae", "reconstructions.png")
     if os.path.isfile(dvae_figure):
         print(f"[reproduce] dVAE tokenizer reconstructions: {dvae_figure}")

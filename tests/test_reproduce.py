@@ -133,7 +133,7 @@ def test_smoke_chain_writes_all_tables_from_the_run_records_and_a_rerun_only_rew
     records = {k: len(read_csv(os.path.join(out, "results", "runs", f"{k}.csv"))) for k in ("cls", "det", "seg")}
     markers = {p: os.path.getmtime(p) for p in _markers(out)}
     again = reproduce("--preset", "smoke", "--out", out)
-    assert "34 runs for tables 3,4,5,6,7, 34 already done" in again and "[reproduce] 1/" not in again
+    assert "35 runs for tables 3,4,5,6,7, 35 already done" in again and "[reproduce] 1/" not in again
     assert {p: os.path.getmtime(p) for p in _markers(out)} == markers
     assert {k: len(read_csv(os.path.join(out, "results", "runs", f"{k}.csv"))) for k in records} == records
 
@@ -307,16 +307,65 @@ def test_differences_figure_draws_each_findings_difference_with_2_se_beside_the_
     assert "2 SE" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
 
 
-def test_the_demos_figure_2_is_the_pixel_target_pre_trainings(tmp_path):
+def test_the_demos_figure_2_is_the_pixel_target_pre_trainings_where_there_is_one(tmp_path):
     from reproduction.recipes import CpuPreset
-    from reproduction.report import reconstructions
+    from reproduction.report import FIGURE_2_CAPTIONS, reconstructions
 
-    preset = CpuPreset("tiny", str(tmp_path), None)
-    runs = tmp_path / "runs" / "tiny"
+    preset = CpuPreset("small", str(tmp_path), None)
+    runs = tmp_path / "runs" / "small"
     (runs / "pretrain-tiny-norm_pixel" / "figures").mkdir(parents=True)
     (runs / "pretrain-tiny-norm_pixel" / "figures" / "reconstruction-epoch0040.png").write_bytes(b"png")
     assert reconstructions(preset) is None  # never the norm_pixel run's figure in its place
     for epoch in (20, 40):
         (runs / "pretrain-tiny-pixel" / "figures").mkdir(parents=True, exist_ok=True)
         (runs / "pretrain-tiny-pixel" / "figures" / f"reconstruction-epoch{epoch:04d}.png").write_bytes(b"png")
-    assert reconstructions(preset) == str(runs / "pretrain-tiny-pixel" / "figures" / "reconstruction-epoch0040.png")
+    assert reconstructions(preset) == (str(runs / "pretrain-tiny-pixel" / "figures" / "reconstruction-epoch0040.png"),
+                                       FIGURE_2_CAPTIONS["pixel"])
+    # tiny pre-trains normalised pixels only: its figure, drawn normalised and said to be
+    tiny = CpuPreset("tiny", str(tmp_path), None)
+    (tmp_path / "runs" / "tiny" / "pretrain-tiny-norm_pixel" / "figures").mkdir(parents=True)
+    (tmp_path / "runs" / "tiny" / "pretrain-tiny-norm_pixel" / "figures" / "reconstruction-epoch0020.png").write_bytes(b"png")
+    path, caption = reconstructions(tiny)
+    assert path.endswith(os.path.join("pretrain-tiny-norm_pixel", "figures", "reconstruction-epoch0020.png"))
+    assert "per-patch normalised" in caption
+
+
+def test_cpu_presets_supervised_baseline_is_pre_trained_on_the_pre_training_images_and_tiny_says_what_it_skips(tmp_path):
+    from argparse import Namespace
+
+    from reproduction.plan import plan
+    from reproduction.recipes import PRESETS
+
+    tiny = PRESETS["tiny"]("tiny", str(tmp_path), Namespace(data_seed=0))
+    det = tiny.get("det-tiny-supervised-seed0")
+    assert "pretrain-tiny-supervised" in det.deps
+    supervised = tiny.get("pretrain-tiny-supervised").argv
+    assert supervised[1].endswith("train_cls.py") and "cls/scratch_tiny_cpu.py" in supervised
+    assert supervised[supervised.index("--data-root") + 1] == os.path.join(tiny.data, "pretrain")
+    cells = {(c.table, c.row, c.column): c for c in plan(tiny, [4, 5, 7])}
+    assert len(cells[4, "supervised", "APbox ViT-B"].runs) == 3 and len(cells[5, "MAE", "ViT-B"].runs) == 3
+    skipped = cells[7, "dVAE token", "IN1K ViT-B"]
+    assert not skipped.runs and "--preset small" in skipped.note
+    assert "--preset small" in cells[7, "pixel (w/o norm)", "COCO ViT-B"].note
+    paper = PRESETS["paper"]("paper", str(tmp_path), Namespace(data_root="/data", submit=False, nnodes=1, node_rank=0,
+                                                               nproc_per_node=8, master_addr="h", master_port=1))
+    assert paper.checkpoint("supervised", "B")[1] == "cls-imagenet-B-scratch-seed0"  # the paper's: ImageNet's labels
+
+
+def test_another_data_seed_draws_other_data_into_folders_of_its_own(tmp_path):
+    from argparse import Namespace
+
+    from reproduction.recipes import PRESETS
+
+    first, other = (PRESETS["smoke"]("smoke", str(tmp_path), Namespace(data_seed=seed)) for seed in (0, 1))
+    assert other.runs_dir.endswith(os.path.join("runs", "smoke-data1")) and other.results.endswith("results-data1")
+    assert first.runs_dir != other.runs_dir and first.data != other.data
+    assert "seed=1" in other.get("pretrain-tiny-norm_pixel").argv
+    first.write_data()
+    other.write_data()
+    image = os.path.join("coco", "train", "train_000000.jpg")
+    with open(os.path.join(first.data, image), "rb") as a, open(os.path.join(other.data, image), "rb") as b:
+        assert a.read() != b.read()
+    result = subprocess.run([*REPRODUCE, "--preset", "paper", "--data-root", "/d", "--data-seed", "1", "--dry-run"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2 and "--data-seed" in result.stderr

@@ -21,10 +21,10 @@ runs/{cls,det,seg}.csv (the tools' per-run records), tables/table3.csv .. table7
 table,row,column,paper_value,measured_value,preset,run_dir,note,measured_std,n_runs), tables/tables.md
 (mean ± std), tables/*.png, findings.csv and findings.md (the paper's findings with a verdict each,
 reproduction/findings.py) and timings.csv. Presets: tiny (generated data, a tiny ViT, the ViT-B column of
-every table at small scale, 5x more unlabelled than labelled images, about 30 minutes on 2 CPU
-cores), small (20x more unlabelled than labelled images, fine-tuning 100 epochs, at most 90
-minutes), smoke (the same graph for a few
-iterations: a pipeline check, its numbers mean nothing), paper (the real datasets and recipes, ViT-B/L/H).
+Tables 3-6 and Table 7's normalised-pixel row, 20x more unlabelled than labelled images, 3 runs a
+cell, meant for 30 minutes on 2 CPU cores), small (40x, every target of Table 7 as well), smoke
+(the same graph as small for a few iterations: a pipeline check, its numbers mean nothing), paper
+(the real datasets and recipes, ViT-B/L/H). --data-seed N repeats a CPU preset on another draw of its data.
 """
 from __future__ import annotations
 
