@@ -1,7 +1,9 @@
 """The reproduction of the paper's Tables 3-7 (its command line: tools/reproduce.py).
 
-    recipes.py       run names -> Runs: the tools' command lines per preset (tiny, small, smoke, paper)
-    plan.py          table cells -> the runs behind them, in dependency order
+    recipes.py       run names -> Runs: the tools' command lines per preset (tiny, small, smoke, paper,
+                     ablations)
+    plan.py          table cells (and the ablations' Table 1, Figures 5 and 9) -> the runs behind them,
+                     in dependency order
     run.py           executing runs (resumable; done markers) and reading their result rows back
     report.py        tables (CSV, markdown, figures), findings, timings, the paper preset's script
     paper_tables.py  the paper's published values

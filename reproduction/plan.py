@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from . import findings
-from .paper_tables import OTHER_METHODS, TABLES
+from .paper_tables import FIGURE5, OTHER_METHODS, TABLE1, TABLES
 from .recipes import TABLE6_DATASETS, Unavailable
 
 TARGETS = {"pixel (w/o norm)": "pixel", "pixel (w/ norm)": "norm_pixel", "dVAE token": "dvae_token"}
@@ -72,6 +72,72 @@ def plan(preset, tables):
                         preset.get(run)
                 except Unavailable as e:
                     cell.runs, cell.note = (), str(e)
+    return cells
+
+
+# The ablations presets (AblationPreset): each Table 1 entry -> the pre-training of the same setting (a
+# SOURCE of recipes.py's grammar: TARGET[-SETTING...]), one run-set per source. DEFAULT, the tiny
+# recipe's (configs/pretrain/mae_vit_tiny_cpu.py: normalised pixels, 75% random masking, decoder 2
+# blocks x 128, no mask token in the encoder, random-size crops), is one pre-training shared by every
+# sub-table and Figures 5 and 9. Sub-tables (a) and (b) name the decoder's blocks and width, so the
+# tiny default is the paper's entry "2" / "128" (the paper's default: 8 / 512); "64" is no entry of
+# the paper's. Entries without a source are not run (the budget: README, "The ablations preset").
+DEFAULT = "norm_pixel"
+TABLE1_SOURCES = {
+    "(a) decoder depth": {"1": "norm_pixel-dec1", "2": DEFAULT},
+    "(b) decoder width": {"64": "norm_pixel-dim64", "128": DEFAULT},
+    "(c) mask token": {"encoder w/ [M]": "norm_pixel-enctoken", "encoder w/o [M]": DEFAULT},
+    "(d) reconstruction target": {"pixel (w/o norm)": "pixel", "pixel (w/ norm)": DEFAULT},
+    "(e) data augmentation": {"none": "norm_pixel-aug_none", "crop, rand size": DEFAULT},
+    "(f) mask sampling": {"random 75": DEFAULT, "grid 75": "norm_pixel-grid"},
+}
+FIGURE5_RATIOS = (0.1, 0.3, 0.5, 0.75, 0.9)  # of the paper's ten; the lower, the more the encoder sees (and costs)
+FIGURE9_BLOCKS = (0, 0.5, 1, 2, 3, 4)  # of the tiny encoder's 4; 0 is the linear probe, 4 fine-tuning
+PARTIAL = "Figure 9"  # the "table" of the partial fine-tuning cells
+PROTOCOL_COLUMNS = {"ft": "", "lin": "-lin"}  # a cell's column -> its runs' PROTOCOL suffix
+
+
+def table1_entries():
+    """(sub-table, entry) in the paper's order, each sub-table's entries that the paper lacks first."""
+    for sub, paper in TABLE1.items():
+        for entry in [e for e in TABLE1_SOURCES[sub] if e not in paper] + list(paper):
+            yield sub, entry
+
+
+def figure5_row(ratio):
+    return f"{ratio:.0%}"
+
+
+def ablation_plan(preset):
+    """The cells of Table 1 (row "SUB-TABLE: ENTRY"), Figure 5 (row "75%") and Figure 9 (row: blocks
+    tuned), each with its runs: ft / lin columns, the first n seeds of the lin / ft / partial runs."""
+    size = preset.sizes["B"]
+
+    def runs(source, suffix, transfer):
+        return tuple(f"cls-imagenet-{size}-{source}{suffix}-seed{seed}" for seed in preset.seeds(transfer))
+
+    cells = []
+    for sub, entry in table1_entries():
+        source, paper = TABLE1_SOURCES[sub].get(entry), TABLE1[sub].get(entry, (None, None))
+        for column, value in zip(PROTOCOL_COLUMNS, paper):
+            cell = Cell(1, f"{sub}: {entry}", column, value, metric="top1")
+            if source is None:
+                cell.note = "not run by this preset"
+            else:
+                cell.runs = runs(source, PROTOCOL_COLUMNS[column], column)
+                cell.note = "" if value is not None else "no such entry in the paper"
+            cells.append(cell)
+    for ratio in FIGURE5_RATIOS:
+        source = DEFAULT if ratio == 0.75 else f"{DEFAULT}-mask{ratio}"
+        for column, value in zip(PROTOCOL_COLUMNS, FIGURE5[ratio]):
+            cells.append(Cell(findings.SWEEP, figure5_row(ratio), column, value,
+                              runs(source, PROTOCOL_COLUMNS[column], column), "top1"))
+    for blocks in FIGURE9_BLOCKS:  # the paper's points are of a 24-block ViT-L: no value at the same x
+        suffix = {0: "-lin", 4: ""}.get(blocks, f"-partial{blocks:g}")
+        cells.append(Cell(PARTIAL, f"{blocks:g}", "partial", None, runs(DEFAULT, suffix, "partial"), "top1"))
+    for cell in cells:
+        for run in cell.runs:
+            preset.get(run)
     return cells
 
 

@@ -5,14 +5,20 @@ Run names (the one place they are defined; Preset.get parses them):
     toy_data                          the generated data                     CPU presets only, in-process
     dvae                              the dVAE tokenizer                     CPU presets only
     pretrain-SIZE-TARGET              MAE pre-training                       TARGET: pixel, norm_pixel, dvae_token
+    pretrain-SIZE-TARGET-SETTING...   MAE pre-training, settings changed     ablations presets; SETTING: mask0.5,
+                                      from the default (Table 1, Figure 5)   dec1, dim64, enctoken, aug_none, grid,
+                                                                             ... (AblationPreset.SETTINGS)
     pretrain-SIZE-supervised          supervised pre-training                CPU presets: the pre-training images
                                                                              with their labels (train_cls.py)
     cls-DATASET-SIZE-SOURCE-seedS     classification fine-tuning             DATASET: imagenet, inat2017, ...
+    cls-DATASET-SIZE-SOURCE-PROTOCOL-seedS                                   ablations presets; PROTOCOL: lin
+                                      linear probing or partial fine-tuning  or partialK, K: 0.5 (the MLP half of
+                                      of the last K blocks                   the last block), 1, 2, ... (Figure 9)
     det-SIZE-SOURCE-seedS             Mask R-CNN on COCO
     seg-SIZE-SOURCE-seedS             UperNet on ADE20K
 
 SIZE is the preset's label of a table column's model (tiny for the CPU presets; B, L, H, H448 on the
-paper preset), SOURCE the encoder a transfer starts from: a TARGET's pre-training, "scratch"
+paper preset), SOURCE the encoder a transfer starts from: a pre-training's TARGET[-SETTING...], "scratch"
 (classification only: no encoder) or "supervised" (supervised pre-training on the images MAE
 pre-trains on, with their labels: on the paper preset the from-scratch ImageNet classifier of the
 first seed, cls-imagenet-SIZE-scratch-seed0, as in the paper; on the CPU presets
@@ -28,7 +34,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository: tools/, configs/
 
@@ -132,6 +138,13 @@ SCALES = {
                    coco_images=(8, 4), det_iters=2, ade_images=(8, 4), seg_iters=2, targets=ALL_TARGETS,
                    dense_sources=(*ALL_TARGETS, "supervised"), runs_per_cell=dict(in1k=2, table6=1, det=2, seg=2)),
 }
+# The ablations presets (AblationPreset): the data, encoder, pre-training and fine-tuning lengths of
+# tiny (and of smoke, for the pipeline check), with the seeds of their transfer kinds: linear probes
+# 3 (a third of a fine-tuning's time), fine-tuning 2 (the fewest that give a comparison its standard
+# error), partial fine-tuning 1 (Figure 9 enters no finding). About 50 min with --jobs 2 (an
+# estimate: README, "The ablations preset").
+SCALES["ablations"] = replace(SCALES["tiny"], targets=ALL_TARGETS, runs_per_cell=dict(lin=3, ft=2, partial=1))
+SCALES["ablations-smoke"] = replace(SCALES["smoke"], runs_per_cell=dict(lin=2, ft=2, partial=1))
 
 
 class Preset:
@@ -425,4 +438,55 @@ class PaperPreset(Preset):
             f"randomness.seed={seed}"))
 
 
-PRESETS = {"tiny": CpuPreset, "small": CpuPreset, "smoke": CpuPreset, "paper": PaperPreset}
+class AblationPreset(CpuPreset):
+    """ablations / ablations-smoke: Table 1, Figure 5 and Figure 9 at the scale of tiny / smoke. Each
+    pre-training changes SETTINGS of configs/pretrain/mae_vit_tiny_cpu.py's default (normalised pixels,
+    75% random masking, a 2-block 128-d decoder, no mask token in the encoder, random-size crops), and
+    each transfer is on the ImageNet-layout set: fine-tuning (CpuPreset.cls), linear probing or partial
+    fine-tuning of the last K blocks (PROTOCOLS), for the scale's fine-tuning epochs."""
+
+    # a run name's SETTING (a pattern) -> the tools/pretrain.py override it stands for ({} is the matched value)
+    SETTINGS = {r"mask(0\.\d+)": "mask_ratio={}", r"dec(\d+)": "model_overrides.decoder_depth={}",
+                r"dim(\d+)": "model_overrides.decoder_embed_dim={}",
+                "enctoken()": "model_overrides.encoder_mask_token=True",
+                "aug_(none|crop_fixed|crop_rand|crop_rand_jitter)": "augmentation={}",
+                "(random|block|grid)": "mask_sampling={}"}
+    # a transfer's PROTOCOL -> its config: lin, or partialK (the last K blocks tuned: tools/train_cls.py's blocks)
+    PROTOCOLS = {"lin": "cls/linprobe_tiny_cpu.py", "partial": "cls/partial_tiny_cpu.py"}
+
+    def pretrain(self, size, target, *settings):
+        run = super().pretrain(size, target)
+        if not settings:
+            return run
+        return self.variant(run, "-".join(("pretrain", size, target, *settings)), map(self.setting, settings))
+
+    def setting(self, name):
+        for pattern, override in self.SETTINGS.items():
+            if match := re.fullmatch(pattern, name):
+                return override.format(match[1])
+        raise ValueError(f"pre-training setting {name!r}: expected one of {', '.join(self.SETTINGS)}")
+
+    def cls(self, dataset, size, *parts):
+        """parts: SOURCE's parts (TARGET[-SETTING...]), the PROTOCOL unless it is fine-tuning, the seed."""
+        *names, seed = parts
+        protocol = re.fullmatch(r"lin|partial([\d.]+)", names[-1])
+        if protocol is None:
+            return super().cls(dataset, size, "-".join(names), seed)
+        run = super().cls(dataset, size, "-".join(names[:-1]), seed)
+        # the linear probe warms up 10 of every 90 epochs, as configs/cls/linprobe_vit_b.py
+        extra = [f"blocks={protocol[1]}"] if protocol[1] else [f"warmup_epochs={max(1, self.scale.cls_epochs // 9)}"]
+        return self.variant(run, f"cls-{dataset}-{size}-{'-'.join(names)}-seed{seed}", extra,
+                            self.PROTOCOLS["partial" if protocol[1] else "lin"])
+
+    def variant(self, run, name, overrides, config=None):
+        """A parent recipe's run as the run `name`: its own output folder, another config if given, and
+        overrides appended (the tools apply key=value overrides in order: the last one counts)."""
+        argv = list(run.argv)
+        argv[argv.index("--output-dir") + 1] = self.out(name)
+        if config:
+            argv[argv.index("--cfg") + 1] = config
+        return replace(run, argv=argv + list(overrides))
+
+
+PRESETS = {"tiny": CpuPreset, "small": CpuPreset, "smoke": CpuPreset, "paper": PaperPreset,
+           "ablations": AblationPreset, "ablations-smoke": AblationPreset}

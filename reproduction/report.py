@@ -10,7 +10,8 @@ import shlex
 import statistics
 
 from . import findings
-from .paper_tables import TABLES
+from .paper_tables import FIGURE5, FIGURE9, TABLES
+from .plan import FIGURE9_BLOCKS, PARTIAL, table1_entries
 from .recipes import CpuPreset
 from .run import last_record
 
@@ -305,12 +306,7 @@ def export(cells, preset, tables):
     figures = plot(cells, preset)
     tables_dir = os.path.join(preset.results, "tables")
     print(f"[reproduce] tables: {tables_dir}/table{{{','.join(map(str, tables))}}}.csv and tables.md")
-    samples = {(c.table, c.row, c.column): c.sample() for c in cells if c.measured is not None}
-    verdicts = findings.evaluate(samples, preset.name)
-    print(f"[reproduce] findings: {' and '.join(findings.write(verdicts, preset.results))}")
-    for row in verdicts:
-        where = f"Table {row['table']} {row['column']}: {row['row_a']} vs {row['row_b']}" if row.get("row_a") else ""
-        print(f"[reproduce]     finding {row['finding']} {where}: {row['verdict']}")
+    write_findings(cells, preset)
     for path in figures:
         print(f"[reproduce] plot: {path}")
     recon = reconstructions(preset) if isinstance(preset, CpuPreset) else None
@@ -319,3 +315,136 @@ def export(cells, preset, tables):
     dvae_figure = os.path.join(preset.runs_dir, "dvae", "reconstructions.png")
     if os.path.isfile(dvae_figure):
         print(f"[reproduce] dVAE tokenizer reconstructions: {dvae_figure}")
+
+
+def write_findings(cells, preset):
+    """The findings' verdicts from the measured cells: results/findings.{csv,md}, and a line each here."""
+    samples = {(c.table, c.row, c.column): c.sample() for c in cells if c.measured is not None}
+    verdicts = findings.evaluate(samples, preset.name)
+    print(f"[reproduce] findings: {' and '.join(findings.write(verdicts, preset.results))}")
+    for row in verdicts:
+        where = (f"{findings.where(row['table'])} {row['column']}: {row['row_a']} vs {row['row_b']}"
+                 if row.get("row_a") else "")
+        print(f"[reproduce]     finding {row['finding']} {where}: {row['verdict']}")
+
+
+# -- the ablations presets: Table 1, Figures 5 and 9 (reproduction.plan.ablation_plan's cells) --------------
+TABLE1_COLUMNS = ("subtable", "entry", "paper_ft", "paper_lin", "ft", "ft_std", "ft_n", "lin", "lin_std", "lin_n",
+                  "preset", "ft_run_dirs", "lin_run_dirs", "note")
+
+
+def write_table1(cells, preset):
+    """results/tables/table1.csv: one row per sub-table entry (the paper's and the preset's), the
+    paper's ft and lin beside the measured mean, std and run count of each."""
+    by_key = {(c.row, c.column): c for c in cells if c.table == 1}
+    scale = f"{preset.name} preset: tiny ViT on generated data (the paper's: ViT-L/16 on ImageNet-1K)"
+    path = os.path.join(preset.results, "tables", "table1.csv")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(TABLE1_COLUMNS)
+        for sub, entry in table1_entries():
+            ft, lin = by_key[f"{sub}: {entry}", "ft"], by_key[f"{sub}: {entry}", "lin"]
+            measured = [value for c in (ft, lin) for value in
+                        (_fmt(c.measured), _fmt(c.std), c.n_runs if c.measured is not None else "")]
+            dirs = [";".join(os.path.relpath(preset.runs[run].out_dir, preset.root_dir) for run in c.runs)
+                    for c in (ft, lin)]
+            notes = [c.note for c in (ft, lin) if c.note]
+            if not notes and (ft.measured, lin.measured) != (None, None):
+                notes = [scale]
+            writer.writerow([sub, entry, _fmt(ft.paper), _fmt(lin.paper), *measured, preset.name, *dirs,
+                             "; ".join(dict.fromkeys(notes))])
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def _spread(cell):
+    """A point's error bar: the std of its runs; none (NaN) from one run."""
+    return float("nan") if cell.std is None else cell.std
+
+
+def _verdict_lines(rows, column):
+    """The finding-4 verdicts on one column of Figure 5, one line each."""
+    return "\n".join(f"{comp.row_a} {'>' if comp.claim == 'greater' else '≈'} {comp.row_b}: {verdict} "
+                     f"(d = {a.measured - b.measured:+.1f}" + (f", 2 SE = {two_se:.1f})" if two_se else ", no SE)")
+                     for comp, a, b, two_se, verdict in rows if comp.table == findings.SWEEP and comp.column == column)
+
+
+def draw_figure5(cells, preset_name):
+    """Figure 5: fine-tuning (top) and linear probing (bottom) top-1 against the mask ratio, the paper's
+    ViT-L (left) beside the measured mean ± std of each point's runs (right), with the verdicts of
+    finding 4 on the measured side. None when no point is measured."""
+    plt = _pyplot()
+    points = [c for c in cells if c.table == findings.SWEEP]
+    if not any(c.measured is not None for c in points):
+        return None
+    verdicts = compared(cells)
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.4))
+    for (paper_ax, measured_ax), column, label in zip(axes, ("ft", "lin"), ("fine-tuning", "linear probing")):
+        k = 0 if column == "ft" else 1
+        ratios = sorted(FIGURE5)
+        paper_ax.plot([100 * r for r in ratios], [FIGURE5[r][k] for r in ratios], marker="x", color="tab:blue")
+        paper_ax.set_title(f"paper (ViT-L/16, ImageNet-1K): {label}", fontsize=8)
+        done = [c for c in points if c.column == column and c.measured is not None]
+        x = [float(c.row.rstrip("%")) for c in done]
+        measured_ax.errorbar(x, [c.measured for c in done], yerr=[_spread(c) for c in done], marker="o",
+                             color="tab:red", capsize=3, lw=1)
+        for c, xi in zip(done, x):
+            measured_ax.annotate(f"n={c.n_runs}", (xi, c.measured), xytext=(0, -11), textcoords="offset points",
+                                 ha="center", fontsize=6)
+        measured_ax.set_title(f"measured ({preset_name}): {label}, mean ± std of the runs", fontsize=8)
+        for ax, verdict_lines in ((paper_ax, ""), (measured_ax, _verdict_lines(verdicts, column))):
+            ax.set_xlabel("\n".join(filter(None, ("masking ratio (%)", verdict_lines))), fontsize=7)
+            ax.set_xticks(range(10, 100, 10))
+            ax.tick_params(labelsize=7)
+            ax.margins(y=0.2)
+        paper_ax.set_ylabel("top-1 (%)", fontsize=7)
+    fig.suptitle("Figure 5: masking ratio (finding 4: the verdicts by the rule of findings.md)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def draw_figure9(cells, preset_name):
+    """Figure 9: top-1 against the number of blocks fine-tuned (0: linear probe, all: fine-tuning), the
+    paper's MAE and MoCo v3 on ViT-L's 24 blocks (left) beside the measured tiny encoder's 4 (right).
+    None when no point is measured."""
+    plt = _pyplot()
+    done = [c for c in cells if c.table == PARTIAL and c.measured is not None]
+    if not done:
+        return None
+    fig, (paper_ax, measured_ax) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for method, style in (("MAE", dict(color="tab:blue", ls="-")), ("MoCo v3", dict(color="0.3", ls="-."))):
+        paper_ax.plot(list(FIGURE9[method]), list(FIGURE9[method].values()), marker="x", label=method, **style)
+    paper_ax.set_xticks([0, 1, 2, 4, 6, 12, 18, 24])
+    paper_ax.set_title("paper (ViT-L/16, 24 blocks, ImageNet-1K)", fontsize=8)
+    paper_ax.legend(fontsize=7, loc="lower right")
+    blocks = [float(c.row) for c in done]
+    measured_ax.errorbar(blocks, [c.measured for c in done], yerr=[_spread(c) for c in done], marker="o",
+                         color="tab:red", capsize=3, lw=1)
+    for c, b in zip(done, blocks):
+        measured_ax.annotate(f"n={c.n_runs}", (b, c.measured), xytext=(0, -11), textcoords="offset points",
+                             ha="center", fontsize=6)
+    measured_ax.set_xticks(FIGURE9_BLOCKS, [f"{b:g}" for b in FIGURE9_BLOCKS])
+    measured_ax.set_title(f"measured ({preset_name}, 4 blocks): mean ± std of the runs (none where n=1)", fontsize=8)
+    for ax in (paper_ax, measured_ax):
+        ax.set_xlabel("# blocks fine-tuned (0: linear probing; all: full fine-tuning)", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.margins(y=0.15)
+    paper_ax.set_ylabel("top-1 (%)", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def export_ablations(cells, preset):
+    """The ablations presets' export: measures the cells and writes table1.csv, figure5.png,
+    figure9.png and the findings (finding 4's verdicts)."""
+    measure(cells, preset)
+    print(f"[reproduce] Table 1: {write_table1(cells, preset)}")
+    for name, draw in (("figure5.png", draw_figure5), ("figure9.png", draw_figure9)):
+        fig = draw(cells, preset.name)
+        if fig is not None:
+            path = os.path.join(preset.results, "tables", name)
+            fig.savefig(path, dpi=110)
+            _pyplot().close(fig)
+            print(f"[reproduce] plot: {path}")
+    write_findings(cells, preset)

@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from reproduction.findings import EQUIVALENCE_MARGIN, Sample, evaluate, pooled_standard_error, verdict, write
+from reproduction.findings import (EQUIVALENCE_MARGIN, MEASURED_BY, SWEEP, Sample, evaluate, pooled_standard_error,
+                                   verdict, write)
 
 
 def test_pooled_standard_error_weights_each_row_by_its_degrees_of_freedom():
@@ -62,7 +63,12 @@ def test_findings_files_carry_the_numbers_and_mark_missing_rows_not_testable(tmp
     assert (table3["verdict"], table3["difference"], table3["n_a"]) == ("reproduced", "10.000", 3)
     assert by_key[2, 5, "ViT-B", "MAE"]["verdict"] == "not testable"  # one run each
     assert by_key[2, 4, "APbox ViT-B", "MAE"]["verdict"] == "not testable"  # not measured
-    assert [(r["verdict"], r["note"][:14]) for r in rows if r["finding"] == 4] == [("not testable", "no preset runs")]
+    # a finding none of whose rows is measured: one row, naming the preset that measures it
+    assert [(r["verdict"], r["note"]) for r in rows if r["finding"] == 3] == [
+        ("not testable", f"none of its rows is measured under this preset: {MEASURED_BY[3]}")]
+    assert [r["note"] for r in rows if r["finding"] == 4] == [
+        "none of its rows is measured under this preset: the ablations preset measures them "
+        "(tools/reproduce.py --preset ablations)"]
     csv_path, md_path = write(rows, str(tmp_path))
     with open(csv_path, newline="") as f:
         written = list(csv.DictReader(f))
@@ -70,3 +76,19 @@ def test_findings_files_carry_the_numbers_and_mark_missing_rows_not_testable(tmp
     md = open(md_path).read()
     assert "70.000 ± 1.000 (n=3) vs 60.000 ± 1.000 (n=3)" in md and "**reproduced**" in md
     assert "## Finding 4" in md
+
+
+def test_finding_4_compares_the_mask_ratio_sweep_linear_probe_greater_and_fine_tuning_about_equal(tmp_path):
+    lin = {"10%": 40.0, "30%": 50.0, "50%": 55.0, "75%": 60.0, "90%": 59.0}
+    samples = {(SWEEP, ratio, "lin"): Sample(mean, 1.0, 3) for ratio, mean in lin.items()}
+    samples |= {(SWEEP, "75%", "ft"): Sample(80.2, 0.1, 2), (SWEEP, "50%", "ft"): Sample(80.0, 0.1, 2)}
+    rows = [r for r in evaluate(samples, "handmade") if r["finding"] == 4]
+    # 2 SE of the linear probes: 2 * 1 * sqrt(2/3) = 1.63; of fine-tuning 0.2 (|d| + 2 SE = 0.4 <= 1)
+    assert [(r["column"], r["row_a"], r["row_b"], r["claim"], r["verdict"]) for r in rows] == [
+        ("lin", "75%", "10%", "greater", "reproduced"), ("lin", "75%", "30%", "greater", "reproduced"),
+        ("lin", "75%", "90%", "greater", "within noise"), ("lin", "75%", "50%", "greater", "reproduced"),
+        ("ft", "75%", "50%", "equal", "reproduced")]
+    assert {r["table"] for r in rows} == {"Figure 5"}
+    assert [r["verdict"] for r in evaluate(samples, "handmade") if r["finding"] != 4] == ["not testable"] * 3
+    md = open(write(rows, str(tmp_path))[1]).read()
+    assert "- Figure 5, lin: 75% > 10%: 60.000 ± 1.000 (n=3) vs 40.000" in md and "- Figure 5, ft: 75% ≈ 50%" in md

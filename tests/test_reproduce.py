@@ -369,3 +369,145 @@ def test_another_data_seed_draws_other_data_into_folders_of_its_own(tmp_path):
     result = subprocess.run([*REPRODUCE, "--preset", "paper", "--data-root", "/d", "--data-seed", "1", "--dry-run"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2 and "--data-seed" in result.stderr
+
+
+# -- the ablations presets: Table 1, Figures 5 and 9 ---------------------------------------------------
+def ablation_names(lin_seeds, ft_seeds):
+    """The runs the ablations graph must hold: a pre-training per Table 1 / Figure 5 source, each fine-tuned
+    and linearly probed for the first n seeds, and the default's partial fine-tunings (seed 0)."""
+    from reproduction.plan import DEFAULT, FIGURE5_RATIOS, TABLE1_SOURCES
+
+    sources = {s for entries in TABLE1_SOURCES.values() for s in entries.values()}
+    sources |= {DEFAULT if r == 0.75 else f"{DEFAULT}-mask{r}" for r in FIGURE5_RATIOS}
+    names = {"toy_data"} | {f"pretrain-tiny-{s}" for s in sources}
+    names |= {f"cls-imagenet-tiny-{s}-lin-seed{k}" for s in sources for k in range(lin_seeds)}
+    names |= {f"cls-imagenet-tiny-{s}-seed{k}" for s in sources for k in range(ft_seeds)}
+    return names | {f"cls-imagenet-tiny-{DEFAULT}-partial{k}-seed0" for k in ("0.5", "1", "2", "3")}
+
+
+def test_ablations_dry_run_lists_the_graph_and_each_run_changes_only_its_setting(tmp_path):
+    import argparse
+
+    from reproduction import findings
+    from reproduction.plan import ablation_plan, ordered
+    from reproduction.recipes import PRESETS, SCALES
+
+    out = reproduce("--preset", "ablations", "--out", str(tmp_path), "--dry-run")
+    listed = [line.split()[1] for line in out.splitlines()[1:]]
+    names = ablation_names(lin_seeds=3, ft_seeds=2)
+    assert f"preset ablations: {len(names)} runs for Table 1 and Figures 5 and 9, 0 already done" in out
+    assert set(listed) == names and len(listed) == len(names) == 71
+
+    preset = PRESETS["ablations"]("ablations", str(tmp_path), argparse.Namespace(data_seed=0))
+    cells = ablation_plan(preset)
+    assert ordered(preset, [r for c in cells for r in c.runs]) == listed
+    assert all(listed.index(dep) < i for i, name in enumerate(listed) for dep in preset.runs[name].deps)
+    # every finding-4 comparison names cells of the plan, each with its seeds
+    keys = {(c.table, c.row, c.column): c for c in cells}
+    for comp in (c for c in findings.COMPARISONS if c.finding == 4):
+        for row in (comp.row_a, comp.row_b):
+            assert len(keys[comp.table, row, comp.column].runs) == {"lin": 3, "ft": 2}[comp.column]
+    default = preset.runs["pretrain-tiny-norm_pixel"].argv
+    sweep = preset.runs["pretrain-tiny-norm_pixel-mask0.1"].argv
+    assert sweep[:-1] == [a.replace("pretrain-tiny-norm_pixel", "pretrain-tiny-norm_pixel-mask0.1") for a in default]
+    assert sweep[-1] == "mask_ratio=0.1" and "model_overrides.encoder_mask_token=True" in \
+        preset.runs["pretrain-tiny-norm_pixel-enctoken"].argv
+    assert preset.runs["pretrain-tiny-norm_pixel-aug_none"].argv[-1] == "augmentation=none"
+    lin = preset.runs["cls-imagenet-tiny-norm_pixel-mask0.1-lin-seed2"]
+    ft = preset.runs["cls-imagenet-tiny-norm_pixel-mask0.1-seed1"]
+    assert lin.deps == ft.deps == ("toy_data", "pretrain-tiny-norm_pixel-mask0.1")
+    assert "cls/linprobe_tiny_cpu.py" in lin.argv and "seed=2" in lin.argv and lin.argv[-1] == f"warmup_epochs={preset.scale.cls_epochs // 9}"
+    assert lin.out_dir == lin.argv[lin.argv.index("--output-dir") + 1] == os.path.join(
+        str(tmp_path), "runs", "ablations", "cls-imagenet-tiny-norm_pixel-mask0.1-lin-seed2")
+    assert "cls/tiny_cpu.py" in ft.argv and f"epochs={SCALES['tiny'].cls_epochs}" in ft.argv  # the tiny preset's recipe
+    partial = preset.runs["cls-imagenet-tiny-norm_pixel-partial0.5-seed0"].argv
+    assert "cls/partial_tiny_cpu.py" in partial and partial[-1] == "blocks=0.5"
+    with pytest.raises(ValueError, match="pre-training setting 'dec'"):
+        preset.get("pretrain-tiny-norm_pixel-dec")
+    result = subprocess.run([*REPRODUCE, "--preset", "ablations", "--tables", "3", "--dry-run"], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 2 and "runs Table 1 and Figures 5 and 9" in result.stderr
+
+
+@pytest.mark.slow
+def test_ablations_smoke_chain_writes_table1_figures_and_finding_4_from_the_run_records(tmp_path):
+    from reproduction.paper_tables import TABLE1
+    from reproduction.plan import TABLE1_SOURCES, table1_entries
+    from reproduction.report import TABLE1_COLUMNS
+
+    out = str(tmp_path)
+    first = reproduce("--preset", "ablations-smoke", "--out", out, "--jobs", "2")
+    tables = os.path.join(out, "results", "tables")
+    with open(os.path.join(tables, "table1.csv"), newline="") as f:
+        assert next(csv.reader(f)) == list(TABLE1_COLUMNS)
+    rows = read_csv(os.path.join(tables, "table1.csv"))
+    assert [(r["subtable"], r["entry"]) for r in rows] == list(table1_entries())
+    for r in rows:
+        paper = TABLE1[r["subtable"]].get(r["entry"])
+        assert (r["paper_ft"], r["paper_lin"]) == (tuple(f"{v:.1f}" for v in paper) if paper else ("", ""))
+        if r["entry"] not in TABLE1_SOURCES[r["subtable"]]:
+            assert r["ft"] == r["lin"] == r["ft_n"] == "" and r["note"] == "not run by this preset", r
+            continue
+        for column, n in (("ft", 2), ("lin", 2)):  # ablations-smoke: 2 seeds of each
+            dirs = r[f"{column}_run_dirs"].split(";")
+            assert [d.rsplit("-seed", 1)[1] for d in dirs] == [str(k) for k in range(n)]
+            assert dirs[0].endswith("-lin-seed0") == (column == "lin")
+            values = record_values(out, r[f"{column}_run_dirs"], "top1")
+            assert int(r[f"{column}_n"]) == n and float(r[column]) == pytest.approx(statistics.fmean(values), abs=0.051)
+            assert float(r[f"{column}_std"]) == pytest.approx(statistics.stdev(values), abs=0.051)
+        assert (r["note"] == "no such entry in the paper") == (paper is None), r
+    default = [r for r in rows if r["ft_run_dirs"].split(";")[0].endswith(os.sep + "cls-imagenet-tiny-norm_pixel-seed0")]
+    assert len(default) == len(TABLE1)  # one default pre-training, shared by every sub-table
+    assert len({r["ft"] + r["lin"] for r in default}) == 1
+    for name in ("figure5.png", "figure9.png"):
+        assert os.path.getsize(os.path.join(tables, name)) > 500, name
+
+    verdicts = read_csv(os.path.join(out, "results", "findings.csv"))
+    assert [r["verdict"] for r in verdicts if r["finding"] in ("1", "2", "3")] == ["not testable"] * 3
+    assert all("--preset tiny" in r["note"] for r in verdicts if r["finding"] in ("1", "2", "3"))
+    sweep = [r for r in verdicts if r["finding"] == "4"]
+    assert [(r["column"], r["row_a"], r["row_b"], r["claim"]) for r in sweep] == [
+        ("lin", "75%", "10%", "greater"), ("lin", "75%", "30%", "greater"), ("lin", "75%", "90%", "greater"),
+        ("lin", "75%", "50%", "greater"), ("ft", "75%", "50%", "equal")]
+    for r in sweep:
+        assert r["table"] == "Figure 5" and int(r["n_a"]) == int(r["n_b"]) == 2
+        assert r["verdict"] == expected_verdict(r), r
+    default_lin = next(r for r in rows if r["entry"] == "pixel (w/ norm)")  # the default: the sweep's 75%
+    assert float(sweep[0]["mean_a"]) == pytest.approx(float(default_lin["lin"]), abs=0.051)
+    assert "## Finding 4" in open(os.path.join(out, "results", "findings.md")).read()
+    assert "Table 1: " in first and "figure5.png" in first and "figure9.png" in first
+
+    again = reproduce("--preset", "ablations-smoke", "--out", out)
+    names = len(ablation_names(lin_seeds=2, ft_seeds=2))
+    assert f"{names} runs for Table 1 and Figures 5 and 9, {names} already done" in again
+
+
+def test_figures_5_and_9_draw_the_papers_curves_beside_each_measured_mean_and_std_with_finding_4s_verdicts():
+    from reproduction.findings import SWEEP
+    from reproduction.paper_tables import FIGURE5, FIGURE9
+    from reproduction.plan import PARTIAL, Cell
+    from reproduction.report import draw_figure5, draw_figure9
+
+    lin = {"10%": (40.0, 1.0), "30%": (50.0, 1.0), "50%": (55.0, 1.0), "75%": (60.0, 1.0), "90%": (59.0, 1.0)}
+    cells = [Cell(SWEEP, ratio, "lin", None, measured=m, std=s, n_runs=3) for ratio, (m, s) in lin.items()]
+    cells += [Cell(SWEEP, ratio, "ft", None, measured=m, std=0.5, n_runs=2) for ratio, m in (("50%", 80), ("75%", 80.5))]
+    cells += [Cell(PARTIAL, blocks, "partial", None, measured=m, n_runs=1) for blocks, m in (("0", 60.0), ("1", 70.0))]
+    paper_ft, measured_ft, paper_lin, measured_lin = draw_figure5(cells, "handmade").axes
+    assert list(paper_lin.lines[0].get_ydata()) == [FIGURE5[r][1] for r in sorted(FIGURE5)]
+    assert list(paper_ft.lines[0].get_ydata()) == [FIGURE5[r][0] for r in sorted(FIGURE5)]
+    for ax, column in ((measured_lin, "lin"), (measured_ft, "ft")):
+        (points,) = ax.containers  # the measured means, error bars ± std
+        means = [c.measured for c in cells if c.table == SWEEP and c.column == column]
+        assert list(points.lines[0].get_ydata()) == means
+        lows = [seg[0][1] for seg in points.lines[2][0].get_segments()]
+        assert lows == pytest.approx([c.measured - c.std for c in cells if c.table == SWEEP and c.column == column])
+    below = measured_lin.get_xlabel()  # finding 4's verdicts under the measured panels
+    assert "75% > 10%: reproduced (d = +20.0, 2 SE = 1.6)" in below and "75% > 90%: within noise" in below
+    assert "75% ≈ 50%: within noise (d = +0.5, 2 SE = 1.0)" in measured_ft.get_xlabel()
+    assert "n=3" in [t.get_text() for t in measured_lin.texts]
+    paper, measured = draw_figure9(cells, "handmade").axes
+    assert [list(line.get_ydata()) for line in paper.lines[:2]] == [list(FIGURE9["MAE"].values()),
+                                                                 list(FIGURE9["MoCo v3"].values())]
+    (points,) = measured.containers
+    assert list(points.lines[0].get_xdata()) == [0.0, 1.0] and list(points.lines[0].get_ydata()) == [60.0, 70.0]
+    assert draw_figure5([c for c in cells if c.table == PARTIAL], "handmade") is None

@@ -25,6 +25,14 @@ Tables 3-6 and Table 7's normalised-pixel row, 20x more unlabelled than labelled
 cell, meant for 30 minutes on 2 CPU cores), small (40x, every target of Table 7 as well), smoke
 (the same graph as small for a few iterations: a pipeline check, its numbers mean nothing), paper
 (the real datasets and recipes, ViT-B/L/H). --data-seed N repeats a CPU preset on another draw of its data.
+
+  python tools/reproduce.py --preset ablations --out ablations_output --jobs 2   # Table 1, Figures 5 and 9
+
+The ablations preset (and ablations-smoke, its pipeline check) runs the paper's Table 1, Figure 5 and
+Figure 9 at tiny scale: a pre-training per setting (mask ratio, decoder depth and width, mask token in
+the encoder, target, augmentation, mask sampling), each fine-tuned and linearly probed, and partial
+fine-tuning of the default; it writes results/tables/table1.csv, figure5.png, figure9.png and
+finding 4's verdicts (findings.csv, findings.md); about 50 minutes on 2 CPU cores (an estimate).
 """
 from __future__ import annotations
 
@@ -35,9 +43,9 @@ import _bootstrap  # noqa: F401  (puts the repository root on sys.path)
 
 from common import slurm
 from reproduction.paper_tables import TABLES
-from reproduction.plan import ordered, plan
-from reproduction.recipes import PRESETS
-from reproduction.report import export, write_script, write_timings
+from reproduction.plan import ablation_plan, ordered, plan
+from reproduction.recipes import PRESETS, AblationPreset
+from reproduction.report import export, export_ablations, write_script, write_timings
 from reproduction.run import execute_all, submit_all
 
 
@@ -45,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     parser.add_argument("--out", default=".", help="where data/, runs/ and results/ go (default: here)")
-    parser.add_argument("--tables", default="3,4,5,6,7", help="comma-separated subset of 3,4,5,6,7")
+    parser.add_argument("--tables", help="comma-separated subset of 3,4,5,6,7 (default: all; the ablations presets run "
+                                         "Table 1 and Figures 5 and 9)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs (done / pending) and stop")
     parser.add_argument("--jobs", type=int, default=1,
                         help="CPU presets: how many independent runs go at once, sharing the cores (make demo: 2)")
@@ -68,8 +77,11 @@ def main(argv: list[str] | None = None) -> None:
                        help="with --submit: --nproc-per-node processes per node without GPUs")
     slurm.add_arguments(parser, resources=False)
     args = parser.parse_args(argv)
+    ablations = issubclass(PRESETS[args.preset], AblationPreset)
+    if ablations and args.tables:
+        parser.error(f"--tables selects among Tables 3-7; --preset {args.preset} runs Table 1 and Figures 5 and 9")
     try:
-        tables = sorted({int(t) for t in args.tables.split(",")})
+        tables = sorted({int(t) for t in (args.tables or "3,4,5,6,7").split(",")})
     except ValueError:
         parser.error(f"--tables {args.tables!r}: expected numbers such as 3,4,7")
     if not set(tables) <= set(TABLES):
@@ -86,11 +98,11 @@ def main(argv: list[str] | None = None) -> None:
                      f"of every machine, in the same order everywhere)")
 
     preset = PRESETS[args.preset](args.preset, args.out, args)
-    cells = plan(preset, tables)
+    cells = ablation_plan(preset) if ablations else plan(preset, tables)
     names = ordered(preset, [run for c in cells for run in c.runs])
     pending = [n for n in names if not preset.runs[n].done]
-    print(f"[reproduce] preset {args.preset}: {len(names)} runs for tables {','.join(map(str, tables))}, "
-          f"{len(names) - len(pending)} already done")
+    what = "Table 1 and Figures 5 and 9" if ablations else f"tables {','.join(map(str, tables))}"
+    print(f"[reproduce] preset {args.preset}: {len(names)} runs for {what}, {len(names) - len(pending)} already done")
     if args.dry_run:
         for name in names:
             print(f"  {'done   ' if preset.runs[name].done else 'pending'} {name}")
@@ -104,7 +116,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         execute_all(preset, pending, check_record=args.preset != "paper" or args.node_rank == 0, jobs=args.jobs)
         print(f"[reproduce] timings: {write_timings(preset, names)}")
-    export(cells, preset, tables)
+    if ablations:
+        export_ablations(cells, preset)
+    else:
+        export(cells, preset, tables)
 
 
 if __name__ == "__main__":
