@@ -235,44 +235,46 @@ def _write_places365(root, splits):
             f.write(f"{name} {label}\n")
 
 
-def _dense_scene(rng, size, photos):
-    """A detection / segmentation scene: 1-3 objects of DENSE_CLASSES and up to one classification
-    object, which is not annotated (it is background, as an unlisted object is in COCO and ADE20K)."""
-    return render_scene(rng, size, photos, categories=DENSE_CLASSES, distractors=CLASSES, max_distractors=1)
+def _dense_scene(rng, size, photos, categories):
+    """A detection / segmentation scene: 1-3 objects of `categories` (DENSE_CLASSES, or CLASSES for a
+    set its colours tell apart) and up to one object of the other kind, which is not annotated (it is
+    background, as an unlisted object is in COCO and ADE20K)."""
+    distractors = CLASSES if categories == DENSE_CLASSES else DENSE_CLASSES
+    return render_scene(rng, size, photos, categories=categories, distractors=distractors, max_distractors=1)
 
 
-def write_ade20k(out, num_train=40, num_val=10, size=64, seed=0, image_suffix=".jpg"):
+def write_ade20k(out, num_train=40, num_val=10, size=64, seed=0, image_suffix=".jpg", categories=DENSE_CLASSES):
     """Multi-object scenes (_dense_scene) in the ADE20K layout: OUT/ADEChallengeData2016/images/
     {training,validation}/ADE_*.jpg (or image_suffix) and annotations/.../ADE_*.png, label 0 =
-    background ("other", ignored by the reduce_zero_label convention) and k + 1 for DENSE_CLASSES[k]."""
+    background ("other", ignored by the reduce_zero_label convention) and k + 1 for categories[k]."""
     rng = np.random.default_rng(seed)
     photos = _photo_backgrounds()
     root = os.path.join(out, "ADEChallengeData2016")
     for split, count, prefix in (("training", num_train, "ADE_train"), ("validation", num_val, "ADE_val")):
         for i in range(count):
-            img, objects = _dense_scene(rng, size, photos)
+            img, objects = _dense_scene(rng, size, photos, categories)
             label = np.zeros((size, size), dtype=np.uint8)
             for obj in objects:
-                label[obj["mask"]] = DENSE_CLASSES.index(obj["category"]) + 1
+                label[obj["mask"]] = categories.index(obj["category"]) + 1
             name = f"{prefix}_{i + 1:08d}"
             _save(os.path.join(root, "images", split, name + image_suffix), img, quality=95)
             _save(os.path.join(root, "annotations", split, name + ".png"), label)
     return root
 
 
-def write_coco(out, num_train=60, num_val=20, size=128, seed=0):
+def write_coco(out, num_train=60, num_val=20, size=128, seed=0, categories=DENSE_CLASSES):
     """Multi-object scenes (_dense_scene) as COCO instances: OUT/{train,val}/*.jpg and OUT/annotations/
-    instances_{train,val}.json with polygon masks of the visible parts, category ids 1..len(DENSE_CLASSES)."""
+    instances_{train,val}.json with polygon masks of the visible parts, category ids 1..len(categories)."""
     import pycocotools.mask as mask_utils
 
     rng = np.random.default_rng(seed)
     photos = _photo_backgrounds()
-    categories = [{"id": k + 1, "name": c, "supercategory": "shape"} for k, c in enumerate(DENSE_CLASSES)]
+    category_list = [{"id": k + 1, "name": c, "supercategory": "shape"} for k, c in enumerate(categories)]
     paths = {}
     for split, count in (("train", num_train), ("val", num_val)):
         images, annotations = [], []
         for i in range(count):
-            img, objects = _dense_scene(rng, size, photos)
+            img, objects = _dense_scene(rng, size, photos, categories)
             file_name = f"{split}_{i:06d}.jpg"
             _save(os.path.join(out, split, file_name), img)
             images.append({"id": i + 1, "file_name": file_name, "height": size, "width": size})
@@ -283,12 +285,12 @@ def write_coco(out, num_train=60, num_val=20, size=128, seed=0):
                 if not segmentation:
                     continue
                 annotations.append({"id": len(annotations) + 1, "image_id": i + 1,
-                                    "category_id": DENSE_CLASSES.index(obj["category"]) + 1, "bbox": [x, y, w, h],
+                                    "category_id": categories.index(obj["category"]) + 1, "bbox": [x, y, w, h],
                                     "area": float(obj["mask"].sum()), "iscrowd": 0, "segmentation": segmentation})
         os.makedirs(os.path.join(out, "annotations"), exist_ok=True)
         paths[split] = os.path.join(out, "annotations", f"instances_{split}.json")
         with open(paths[split], "w") as f:
-            json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
+            json.dump({"images": images, "annotations": annotations, "categories": category_list}, f)
     return {split: (paths[split], os.path.join(out, split)) for split in paths}
 
 

@@ -14,7 +14,7 @@ from det.backbone import ViTBackbone, vit_fpn, vit_simple_pyramid
 from backbones import resample_pos_embed
 from det.optim import layer_decay_params
 from pretrain import MaskedAutoencoder
-from reproduction.toy_data import write_coco
+from reproduction.toy_data import CLASSES, write_coco
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VIT = dict(img_size=128, patch_size=16, embed_dim=64, depth=4, num_heads=4, window_size=4)
@@ -105,7 +105,8 @@ def run_det(*args):
 
 @pytest.mark.slow
 def test_mask_rcnn_trains_and_eval_only_reproduces(tiny_mae_checkpoint, tmp_path):
-    splits = write_coco(str(tmp_path / "coco"), num_train=80, num_val=20, size=128, seed=3)
+    # the colour-coded classification classes: a learning check that 300 CPU iterations pass clearly
+    splits = write_coco(str(tmp_path / "coco"), num_train=80, num_val=20, size=128, seed=3, categories=CLASSES)
     data = [f"--dataset=toy_coco_{s}={ann}:{img}" for s, (ann, img) in splits.items()]
     common = [*data, "--results-csv", str(tmp_path / "det.csv"), "--init", tiny_mae_checkpoint]
     run_det(*common, "--output-dir", str(tmp_path / "before"), "--eval-only", "init")
