@@ -20,7 +20,7 @@ class PretrainConfig:
     bad_images: str = "fail"  # fail | skip (skipped images are counted and logged)
     num_workers: int = 8
     # "pil": workers decode and augment (PIL); "gpu": workers read the bytes and draw the augmentation, the
-    # model's device decodes and augments the batch (common/gpu_data.py; README, "Data loading")
+    # model's device decodes and augments the batch (common/gpu_data.py; README, "GPU data path")
     data_backend: str = "pil"
     # optimisation (paper Table 8): lr = blr * total_batch_size / 256
     epochs: int = 800
