@@ -20,6 +20,7 @@ class ClsConfig:
     eval_crop_pct: float = None  # None: the official rule, 224/256 up to 224 px and 1.0 above (util/datasets.py)
     bad_images: str = "fail"
     num_workers: int = 8
+    data_backend: str = "pil"  # pil | gpu: decoded and augmented on the model's device (pretrain/config.py)
     # augmentation (fine-tuning recipe; linprobe uses RandomResizedCrop + flip only)
     auto_augment: str = "rand-m9-mstd0.5-inc1"
     reprob: float = 0.25
@@ -55,6 +56,7 @@ class ClsConfig:
               "total_batch_size": "[0, inf)", "blr": "(0, inf)", "min_lr": "[0, inf)", "weight_decay": "[0, inf)",
               "layer_decay": "(0, 1]", "betas": "[0, 1)", "momentum": "[0, 1)", "clip_grad": "[0, inf)",
               "ema_decay": "[0, 1)", "save_every": "[1, inf)", "eval_every": "[1, inf)"}
+    choices = {"data_backend": ("pil", "gpu")}  # the values a setting takes (checked with the ranges)
     # what the dict fields' keys are passed to (checked when overridden)
     argument_groups = {"backbone_overrides": lambda: _classifier_class()}
 

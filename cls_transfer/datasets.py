@@ -5,6 +5,7 @@ import os
 from torch.utils.data import Dataset
 
 from common.errors import UserError
+from common.gpu_data import GpuTransform, read_encoded
 from common.images import IMG_EXTENSIONS, BadImageError, read_image
 
 LAYOUTS = {
@@ -23,7 +24,8 @@ SPLITS = ("train", "val")
 
 class ClassificationDataset(Dataset):
     """(path, label) samples with `classes`; bad_images "skip" yields BadImageError instances that
-    the loader's collate counts (the pre-training policy), "fail" raises with the path."""
+    the loader's collate counts (the pre-training policy), "fail" raises with the path. With a
+    common.gpu_data.GpuTransform (data_backend="gpu") the images stay encoded, their views drawn."""
 
     def __init__(self, samples, classes, transform=None, bad_images="fail"):
         if bad_images not in ("fail", "skip"):
@@ -40,7 +42,7 @@ class ClassificationDataset(Dataset):
     def __getitem__(self, index):
         path, label = self.samples[index]
         try:
-            img = read_image(path)
+            img = read_encoded(path) if isinstance(self.transform, GpuTransform) else read_image(path)
         except BadImageError as e:
             if self.bad_images == "fail":
                 raise

@@ -10,19 +10,18 @@ from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from backbones import check_same_model, load_state_dict, param_groups, state_dict_of
 from common.checkpoint_files import CheckpointError
 from common.errors import UserError
-from common.images import collate
+from common.gpu_data import data_loader
 from common.results import record_result
 from common.training import CsvLog, ResumableSampler, TrainerBase, autocast, plain
 
 from .datasets import build_dataset
 from .lars import LARS
 from .models import accuracy, build_classifier, load_pretrained, set_trainable
-from .transforms import eval_transform, train_transform
+from .transforms import transforms_for
 
 
 class ClsTrainer(TrainerBase):
@@ -32,15 +31,17 @@ class ClsTrainer(TrainerBase):
         """resume: a checkpoint or 'auto'; eval_only: it is only evaluated, so it may also be an
         official fine-tuned one (mae_finetuned_vit_*.pth)."""
         self.setup(cfg)
-        self.train_set = build_dataset(cfg.dataset, cfg.data_root, "train", train_transform(cfg), cfg.bad_images)
-        self.val_set = build_dataset(cfg.dataset, cfg.data_root, "val", eval_transform(cfg), cfg.bad_images)
+        train_transform, eval_transform = transforms_for(cfg)
+        self.train_set = build_dataset(cfg.dataset, cfg.data_root, "train", train_transform, cfg.bad_images)
+        self.val_set = build_dataset(cfg.dataset, cfg.data_root, "val", eval_transform, cfg.bad_images)
         self.num_classes = len(self.train_set.classes)
         self.sampler = ResumableSampler(self.train_set, self.world, self.rank, shuffle=True, seed=cfg.seed, drop_last=True)
-        self.loader = DataLoader(self.train_set, cfg.batch_size, sampler=self.sampler, num_workers=cfg.num_workers,
-                                 collate_fn=collate, drop_last=True, pin_memory=self.device.type == "cuda")
+        self.loader = data_loader(self.train_set, train_transform, self.device, cfg.bad_images, batch_size=cfg.batch_size,
+                                  sampler=self.sampler, num_workers=cfg.num_workers, drop_last=True)
         # every validation image exactly once over all ranks (no DistributedSampler padding)
-        self.val_loader = DataLoader(torch.utils.data.Subset(self.val_set, range(self.rank, len(self.val_set), self.world)),
-                                     cfg.batch_size, num_workers=cfg.num_workers, collate_fn=collate)
+        self.val_loader = data_loader(torch.utils.data.Subset(self.val_set, range(self.rank, len(self.val_set), self.world)),
+                                      eval_transform, self.device, cfg.bad_images, batch_size=cfg.batch_size,
+                                      num_workers=cfg.num_workers)
         if len(self.loader) < self.accum_iter:
             raise ValueError(f"{len(self.train_set)} training images give {len(self.loader)} batches per process, "
                              f"fewer than one optimizer step ({self.accum_iter} accumulated batches)")

@@ -9,6 +9,8 @@ from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
 
+from common.errors import UserError
+from common.gpu_data import GpuTransform
 from common.images import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -28,8 +30,8 @@ class TFRandomResizedCrop(torch.nn.Module):
         self.size = (size, size) if isinstance(size, int) else tuple(size)
         self.scale, self.ratio, self.interpolation = scale, ratio, interpolation
 
-    def get_params(self, width, height):
-        """(top, left, height, width) of the crop box."""
+    def crop_box(self, width, height):
+        """(top, left, height, width) of the crop box (also the gpu backend's draw)."""
         area = width * height * torch.empty(1).uniform_(*self.scale).item()
         aspect = math.exp(torch.empty(1).uniform_(math.log(self.ratio[0]), math.log(self.ratio[1])).item())
         w = min(int(round(math.sqrt(area * aspect))), width)
@@ -40,7 +42,7 @@ class TFRandomResizedCrop(torch.nn.Module):
 
     def forward(self, img):
         width, height = F.get_image_size(img)
-        top, left, h, w = self.get_params(width, height)
+        top, left, h, w = self.crop_box(width, height)
         return F.resized_crop(img, top, left, h, w, list(self.size), self.interpolation)
 
 
@@ -52,6 +54,19 @@ def train_transform(cfg):
     return create_transform(cfg.input_size, is_training=True, auto_augment=cfg.auto_augment or None,
                             interpolation="bicubic", re_prob=cfg.reprob, re_mode="pixel", re_count=1,
                             mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+
+def transforms_for(cfg):
+    """(train, eval) transforms of the config's data backend: PIL's, or for "gpu" the same steps split between
+    the workers (the draws) and the device (common.gpu_data.GpuTransform). RandAugment is refused there: timm's
+    operations and magnitudes have no tensor twin, and leaving it out would change the recipe unsaid."""
+    train, evaluation = train_transform(cfg), eval_transform(cfg)
+    if cfg.data_backend == "pil":
+        return train, evaluation
+    if cfg.auto_augment and cfg.mode != "linprobe":
+        raise UserError(f"data_backend='gpu' cannot apply RandAugment (auto_augment={cfg.auto_augment!r}) on the "
+                        f"device: set data_backend='pil', or auto_augment='' (timm then applies ColorJitter(0.4) instead)")
+    return GpuTransform(train), GpuTransform(evaluation)
 
 
 def eval_transform(cfg):

@@ -1,7 +1,7 @@
 """Config files as plain Python: a file defines `config = SomeConfig(...)` (a dataclass), `derive`
 makes a neighbour with some fields changed, and key=value overrides are checked against the fields
 (and, for dict fields, against the arguments of what they are passed to); `check_ranges` checks a
-config's numbers against the intervals its class declares."""
+config's settings against the intervals and choices its class declares."""
 import ast
 import dataclasses
 import inspect
@@ -100,12 +100,17 @@ def _literal(raw):
 
 def check_ranges(cfg):
     """Every setting named in the config class's `ranges` ({name: "[low, high)"}, interval notation,
-    inf allowed; a tuple's items each) lies in its interval; else one line naming it and the range."""
+    inf allowed; a tuple's items each) lies in its interval, and every one in its `choices` ({name: (the
+    values it takes)}) is one of them; else one line naming it and what it must be."""
     for name, interval in type(cfg).ranges.items():
         value = getattr(cfg, name)
         items = value if isinstance(value, (tuple, list)) else (value,)
         if value is not None and not all(within(item, interval) for item in items):
             raise UserError(f"{name}={value!r} is out of range: it must be in {interval}")
+    for name, options in getattr(type(cfg), "choices", {}).items():
+        if getattr(cfg, name) not in options:
+            raise UserError(f"{name}={getattr(cfg, name)!r} is not a choice: it must be one of "
+                            f"{', '.join(map(repr, options))}")
 
 
 def within(value, interval):

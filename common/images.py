@@ -1,5 +1,6 @@
 """Reading images (any PIL mode as 8-bit RGB, large JPEGs decoded at a reduced scale), the ImageNet
 statistics, and batching that leaves out unreadable images: shared by pre-training and classification."""
+import contextlib
 
 import numpy as np
 import torch
@@ -25,21 +26,27 @@ def normalize(imgs):
     return imgs.float().div(255).sub(mean).div(std)
 
 
+@contextlib.contextmanager
+def image_errors(path):
+    """What PIL raises for a file that is not a readable image, as a BadImageError naming the file."""
+    try:
+        yield
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise BadImageError(f"cannot read image {path}: {e}") from e
+
+
 def read_image(path, min_side=None):
     """An RGB image; with min_side, a JPEG is decoded at the smallest scale of 1/2, 1/4, 1/8 whose
     shorter side keeps min_side pixels (DCT-domain downscaling: several times faster for large photos)."""
-    try:
-        with Image.open(path) as img:
-            reduction = 1
-            while min_side and reduction < 8 and min(img.size) / (2 * reduction) >= min_side:
-                reduction *= 2
-            if reduction > 1:
-                full_size = img.size
-                img.draft("RGB", (img.width // reduction, img.height // reduction))
-                img.info["full_size"] = full_size  # for FullSizeRandomResizedCrop (conversions keep info)
-            return to_rgb(img)
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise BadImageError(f"cannot read image {path}: {e}") from e
+    with image_errors(path), Image.open(path) as img:
+        reduction = 1
+        while min_side and reduction < 8 and min(img.size) / (2 * reduction) >= min_side:
+            reduction *= 2
+        if reduction > 1:
+            full_size = img.size
+            img.draft("RGB", (img.width // reduction, img.height // reduction))
+            img.info["full_size"] = full_size  # for FullSizeRandomResizedCrop (conversions keep info)
+        return to_rgb(img)
 
 
 def to_rgb(img):
@@ -62,12 +69,12 @@ def to_rgb(img):
     return img.convert("RGB")
 
 
-def collate(batch):
+def collate(batch, collate_inputs=default_collate):
     """Batches (input, target) pairs, leaving out the BadImageError items that the "skip" policy
-    yields: -> (inputs, targets, [messages of the skipped images])."""
+    yields: -> (inputs, targets, [messages of the skipped images]). collate_inputs batches the inputs
+    (the gpu backend's encoded images: common.gpu_data.EncodedBatch.of)."""
     bad = [str(item) for item in batch if isinstance(item, BadImageError)]
     good = [item for item in batch if not isinstance(item, BadImageError)]
     if not good:
         return None, None, bad
-    inputs, targets = default_collate(good)
-    return inputs, targets, bad
+    return collate_inputs([x for x, _ in good]), default_collate([t for _, t in good]), bad

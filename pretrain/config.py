@@ -19,6 +19,9 @@ class PretrainConfig:
     augmentation: str = "crop_rand"  # none | crop_fixed | crop_rand | crop_rand_jitter (Table 1e)
     bad_images: str = "fail"  # fail | skip (skipped images are counted and logged)
     num_workers: int = 8
+    # "pil": workers decode and augment (PIL); "gpu": workers read the bytes and draw the augmentation, the
+    # model's device decodes and augments the batch (common/gpu_data.py; README, "GPU data path")
+    data_backend: str = "pil"
     # optimisation (paper Table 8): lr = blr * total_batch_size / 256
     epochs: int = 800
     warmup_epochs: int = 40
@@ -46,6 +49,7 @@ class PretrainConfig:
               "epochs": "[1, inf)", "warmup_epochs": "[0, inf)", "batch_size": "[1, inf)", "total_batch_size": "[0, inf)",
               "blr": "(0, inf)", "min_lr": "[0, inf)", "weight_decay": "[0, inf)", "betas": "[0, 1)",
               "clip_grad": "[0, inf)", "save_every": "[1, inf)", "vis_every": "[0, inf)", "vis_images": "[1, inf)"}
+    choices = {"data_backend": ("pil", "gpu")}  # the values a setting takes (checked with the ranges)
     # what the dict fields' keys are passed to (checked when overridden)
     argument_groups = {"model_overrides": lambda: _mae_class()}
 

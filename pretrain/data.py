@@ -7,7 +7,8 @@ with exactly the batches it would have seen.
 Fast path (docs/benchmarks.md, "Data loading"): samples travel as uint8 and are normalised on the
 model's device (`common.images.normalize`, the arithmetic of ToTensor + Normalize), and a JPEG much larger than
 any crop needs is decoded at a reduced DCT scale (PIL's draft mode) that still leaves every crop
-at least the output's resolution.
+at least the output's resolution. With data_backend="gpu" the workers only read the files and draw each
+sample's crop from its seed; the model's device decodes and crops the batch (common/gpu_data.py).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.transforms import functional as F
 
+from common.gpu_data import GpuTransform, read_encoded
 from common.images import IMAGENET_MEAN, IMAGENET_STD, IMG_EXTENSIONS, BadImageError, read_image
 
 from .masking import sample_noise
@@ -69,9 +71,13 @@ class FullSizeRandomResizedCrop(transforms.RandomResizedCrop):
     scale (it records the full size in img.info["full_size"]): the same draws give the same view.
     At full size it is RandomResizedCrop itself (the same draws and pixels)."""
 
+    def crop_box(self, width, height):
+        """(top, left, height, width) of the crop of a width x height image (also the gpu backend's draw)."""
+        return self.get_params(torch.empty(1).expand(1, height, width), self.scale, self.ratio)
+
     def forward(self, img):
         width, height = img.info.get("full_size", img.size)
-        top, left, h, w = self.get_params(torch.empty(1).expand(1, height, width), self.scale, self.ratio)
+        top, left, h, w = self.crop_box(width, height)
         sx, sy = img.width / width, img.height / height
         return F.resized_crop(img, round(top * sy), round(left * sx), max(1, round(h * sy)), max(1, round(w * sx)),
                               self.size, self.interpolation, antialias=self.antialias)
@@ -116,15 +122,18 @@ def eval_transform(input_size: int) -> transforms.Compose:
 
 
 class PretrainDataset(Dataset):
-    """Yields (uint8 image, mask noise) pairs; bad_images="skip" yields BadImageError instances instead of
+    """Yields (uint8 image, mask noise) pairs, or with data_backend="gpu" (common.gpu_data.Encoded image, mask
+    noise) pairs, the same crop drawn for it; bad_images="skip" yields BadImageError instances instead of
     raising, which `collate` counts and reports (never silently dropped)."""
 
     def __init__(self, paths, input_size, patch_size, mask_ratio=0.75, mask_sampling="random", seed=0,
-                 bad_images="fail", augmentation="crop_rand"):
+                 bad_images="fail", augmentation="crop_rand", data_backend="pil"):
         if bad_images not in ("fail", "skip"):
             raise ValueError(f"bad_images must be 'fail' or 'skip', got {bad_images!r}")
         self.paths, self.seed, self.epoch = paths, seed, 0
-        self.transform = train_transform(input_size, augmentation)
+        self.gpu = data_backend == "gpu"  # the transform's draws here, its pixel work on the device
+        transform = train_transform(input_size, augmentation)
+        self.transform = GpuTransform(transform) if self.gpu else transform
         self.min_side = min_decode_side(input_size, augmentation)
         self.grid = (input_size // patch_size, input_size // patch_size)
         self.mask_ratio, self.mask_sampling, self.bad_images = mask_ratio, mask_sampling, bad_images
@@ -138,7 +147,7 @@ class PretrainDataset(Dataset):
     def __getitem__(self, index):
         sample_seed = hash((self.seed, self.epoch, index)) % (2**63)  # tuple-of-int hashes are stable
         try:
-            img = read_image(self.paths[index], self.min_side)
+            img = read_encoded(self.paths[index]) if self.gpu else read_image(self.paths[index], self.min_side)
         except BadImageError as e:
             if self.bad_images == "fail":
                 raise

@@ -8,13 +8,13 @@ import os
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from backbones.checkpoint import check_same_model
 from backbones.param_groups import param_groups
 from common.checkpoint_files import CheckpointError
 from common.errors import UserError
-from common.images import BadImageError, collate, normalize, read_image
+from common.gpu_data import data_loader
+from common.images import BadImageError, normalize, read_image
 from common.training import CsvLog, ResumableSampler, TrainerBase, autocast, param_digest, plain
 
 from .data import PretrainDataset, eval_transform, list_images
@@ -42,11 +42,12 @@ class Trainer(TrainerBase):
         check_masking(cfg, self.model.patch_size)
         self.paths = list_images(cfg.data)
         self.dataset = PretrainDataset(self.paths, cfg.input_size, self.model.patch_size, cfg.mask_ratio,
-                                       cfg.mask_sampling, cfg.seed, cfg.bad_images, cfg.augmentation)
+                                       cfg.mask_sampling, cfg.seed, cfg.bad_images, cfg.augmentation, cfg.data_backend)
         # DistributedSampler also for one process: the same shuffling for every world size.
         self.sampler = ResumableSampler(self.dataset, self.world, self.rank, shuffle=True, seed=cfg.seed, drop_last=True)
-        self.loader = DataLoader(self.dataset, cfg.batch_size, sampler=self.sampler, num_workers=cfg.num_workers,
-                                 collate_fn=collate, drop_last=True, pin_memory=self.device.type == "cuda")
+        self.loader = data_loader(self.dataset, self.dataset.transform, self.device, cfg.bad_images,
+                                  batch_size=cfg.batch_size, sampler=self.sampler, num_workers=cfg.num_workers,
+                                  drop_last=True)
         if len(self.loader) < self.accum_iter:
             raise ValueError(f"{len(self.paths)} images give {len(self.loader)} batches per process, fewer than "
                              f"one optimizer step ({self.accum_iter} accumulated batches of {cfg.batch_size})")

@@ -33,6 +33,21 @@ def test_gpu_check_dry_run_runs_every_part(tmp_path):
     assert (tmp_path / "gpu_check.md").read_text().count("## ") == 8  # machine, status and the six parts
 
 
+def test_gpu_check_data_part_measures_both_loaders(tmp_path):
+    """The gpu data backend's loader decodes on the CPU in the dry run (nvJPEG on the GPU machine)."""
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_gpu.py"), "--device", "cpu", "--quick",
+                             "--parts", "data", "--time-scale", "4", "--out", str(tmp_path)], capture_output=True, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with open(tmp_path / "gpu_check.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["part"] == "data" and r["case"] != "generated JPEGs"]
+    measured = {(r["case"].split(" loader")[0], r["metric"]) for r in rows if float(r["value"]) >= 0}
+    assert measured == {(backend, metric) for backend in ("pil", "gpu") for metric in
+                        ("img/s", "img/s per worker", "CPU ms per image, workers", "CPU ms per image, main process")}
+    assert all(float(r["value"]) > 0 for r in rows if r["metric"] in ("img/s", "img/s per worker"))
+    assert any(r["case"].startswith("gpu loader (decoding on cpu), 1 worker(s)") for r in rows)
+
+
 def test_gpu_check_rejects_an_unknown_part(tmp_path):
     result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_gpu.py"), "--device", "cpu",
                              "--parts", "pretrain,detection", "--out", str(tmp_path)], capture_output=True, text=True)

@@ -10,7 +10,9 @@ Parts, each in its own process with its own time limit, so that one failure or h
             torch's FlopCounterMode); transformers' ViTMAEForPreTraining on the same batch; torch.compile;
             Table 2 (encoder with mask tokens vs MAE, ViT-L, decoder depth 8 and 1)
   cls       ViT-B fine-tuning steps (mixup/cutmix, layer decay, drop path, bf16): img/s, memory
-  data      the pre-training loader on generated ImageNet-sized JPEGs (500x375): img/s per worker and in all
+  data      the pre-training loader on generated ImageNet-sized JPEGs (500x375), both data backends (pil; gpu:
+            decoded and cropped on the GPU): img/s in all and per worker, CPU ms per image in the
+            workers and in the main process
   det       Mask R-CNN ViT-B with the A.3 adapter at 1024 in Detectron2's AMPTrainer: s/iter, memory, loss
   seg       UperNet ViT-B at 512 with mmengine's AmpOptimWrapper (tools/train_seg.py --amp): s/iter, memory, loss
   memory    peak memory of ViT-L/H detection (1 image) and segmentation (2 images, the paper's batch per
@@ -33,7 +35,7 @@ import traceback
 
 import _bootstrap
 
-PART_LIMITS_S = {"pretrain": 240, "cls": 50, "data": 80, "det": 100, "seg": 80, "memory": 100}
+PART_LIMITS_S = {"pretrain": 240, "cls": 50, "data": 120, "det": 100, "seg": 80, "memory": 100}
 # --quick: ViT-Tiny width with 8 px patches on 32 px images and a narrow decoder
 TINY_MAE = dict(img_size=32, patch_size=8, decoder_embed_dim=64, decoder_num_heads=4)
 # Dense bf16/fp16 tensor-core peaks (NVIDIA's data sheets, SXM parts), for model FLOPs utilisation.
@@ -284,6 +286,8 @@ def part_cls(part):
 
 # -- data --------------------------------------------------------------------------------------------
 def part_data(part, work):
+    """Both data backends' pre-training loaders: pil (workers decode and crop) and gpu (workers read the bytes,
+    the part's device decodes and crops)."""
     import torch
     from bench_data import generated_jpegs, loader_images_per_s
 
@@ -293,11 +297,16 @@ def part_data(part, work):
     part.add("generated JPEGs", "mean KiB", sum(os.path.getsize(p) for p in paths) / len(paths) / 1024)
     torch.set_num_threads(1)  # the loader's workers each use one thread, as under DataLoader
     settings = (0, 1) if part.quick else (1, cores - 1)
-    for workers in settings:
+    for backend, workers in itertools.product(("pil", "gpu"), settings):
         batches = (count // batch - 2) if workers > 1 else max(2, 200 // batch)
-        rate = loader_images_per_s(paths, batch, workers, batches)
-        part.add(f"pre-training loader, {workers} worker(s), {cores} cores", "img/s", rate)
-        part.add(f"pre-training loader, {workers} worker(s), {cores} cores", "img/s per worker", rate / max(workers, 1))
+        rate, worker_ms, main_ms = loader_images_per_s(paths, batch, workers, batches, backend=backend,
+                                                       device=part.device)
+        case = f"{backend} loader{f' (decoding on {part.device.type})' if backend == 'gpu' else ''}, " \
+               f"{workers} worker(s), {cores} cores"
+        part.add(case, "img/s", rate)
+        part.add(case, "img/s per worker", rate / max(workers, 1))
+        part.add(case, "CPU ms per image, workers", worker_ms)
+        part.add(case, "CPU ms per image, main process", main_ms)
 
 
 # -- det ---------------------------------------------------------------------------------------------
@@ -522,14 +531,14 @@ def write_report(out, rows):
 
 
 def loader_workers_needed(rows):
-    """Data against the GPU: loader workers (one core each) that feed the fastest ViT-B pre-training step
+    """Data against the GPU: pil loader workers (one core each) that feed the fastest ViT-B pre-training step
     (the tiny model's in --quick)."""
     def values(part, case_has, metric):
         return [float(r["value"]) for r in rows if r["part"] == part and case_has in r["case"] and r["metric"] == metric
                 and str(r["value"]).replace(".", "", 1).isdigit()]
 
     model = next((m for m in ("mae_vit_base_patch16", "mae_vit_tiny_patch16") if values("pretrain", m, "img/s")), None)
-    per_worker = values("data", "worker(s)", "img/s per worker")
+    per_worker = values("data", "pil loader", "img/s per worker")
     if not (model and per_worker):
         return []
     gpu = values("pretrain", model, "img/s")
