@@ -236,11 +236,12 @@ def _write_places365(root, splits):
 
 
 def _dense_scene(rng, size, photos, categories):
-    """A detection / segmentation scene: 1-3 objects of `categories` (DENSE_CLASSES, or CLASSES for a
-    set its colours tell apart) and up to one object of the other kind, which is not annotated (it is
-    background, as an unlisted object is in COCO and ADE20K)."""
-    distractors = CLASSES if categories == DENSE_CLASSES else DENSE_CLASSES
-    return render_scene(rng, size, photos, categories=categories, distractors=distractors, max_distractors=1)
+    """A detection / segmentation scene: 1-3 objects of `categories`. With DENSE_CLASSES, up to one
+    classification object too, not annotated (background, as an unlisted object is in COCO and
+    ADE20K); with CLASSES (the colour-coded set the tests' learning checks use), nothing else."""
+    if categories != DENSE_CLASSES:
+        return render_scene(rng, size, photos, categories=categories)
+    return render_scene(rng, size, photos, categories=categories, distractors=CLASSES, max_distractors=1)
 
 
 def write_ade20k(out, num_train=40, num_val=10, size=64, seed=0, image_suffix=".jpg", categories=DENSE_CLASSES):
