@@ -358,15 +358,19 @@ def write_table1(cells, preset):
     return path
 
 
-def _spread(cell):
-    """A point's error bar: the std of its runs; none (NaN) from one run."""
-    return float("nan") if cell.std is None else cell.std
+def _draw_measured(ax, x, cells):
+    """Measured points: each cell's mean, its error bar the std of its runs (none from one run), its n."""
+    ax.errorbar(x, [c.measured for c in cells], yerr=[float("nan") if c.std is None else c.std for c in cells],
+                marker="o", color="tab:red", capsize=3, lw=1)
+    for c, xi in zip(cells, x):
+        ax.annotate(f"n={c.n_runs}", (xi, c.measured), xytext=(0, -11), textcoords="offset points", ha="center",
+                    fontsize=6)
 
 
 def _verdict_lines(rows, column):
     """The finding-4 verdicts on one column of Figure 5, one line each."""
     return "\n".join(f"{comp.row_a} {'>' if comp.claim == 'greater' else '≈'} {comp.row_b}: {verdict} "
-                     f"(d = {a.measured - b.measured:+.1f}" + (f", 2 SE = {two_se:.1f})" if two_se else ", no SE)")
+                     f"(d = {a.measured - b.measured:+.1f}" + (f", 2 SE = {two_se:.1f})" if two_se is not None else ", no SE)")
                      for comp, a, b, two_se, verdict in rows if comp.table == findings.SWEEP and comp.column == column)
 
 
@@ -386,12 +390,7 @@ def draw_figure5(cells, preset_name):
         paper_ax.plot([100 * r for r in ratios], [FIGURE5[r][k] for r in ratios], marker="x", color="tab:blue")
         paper_ax.set_title(f"paper (ViT-L/16, ImageNet-1K): {label}", fontsize=8)
         done = [c for c in points if c.column == column and c.measured is not None]
-        x = [float(c.row.rstrip("%")) for c in done]
-        measured_ax.errorbar(x, [c.measured for c in done], yerr=[_spread(c) for c in done], marker="o",
-                             color="tab:red", capsize=3, lw=1)
-        for c, xi in zip(done, x):
-            measured_ax.annotate(f"n={c.n_runs}", (xi, c.measured), xytext=(0, -11), textcoords="offset points",
-                                 ha="center", fontsize=6)
+        _draw_measured(measured_ax, [float(c.row.rstrip("%")) for c in done], done)
         measured_ax.set_title(f"measured ({preset_name}): {label}, mean ± std of the runs", fontsize=8)
         for ax, verdict_lines in ((paper_ax, ""), (measured_ax, _verdict_lines(verdicts, column))):
             ax.set_xlabel("\n".join(filter(None, ("masking ratio (%)", verdict_lines))), fontsize=7)
@@ -418,12 +417,7 @@ def draw_figure9(cells, preset_name):
     paper_ax.set_xticks([0, 1, 2, 4, 6, 12, 18, 24])
     paper_ax.set_title("paper (ViT-L/16, 24 blocks, ImageNet-1K)", fontsize=8)
     paper_ax.legend(fontsize=7, loc="lower right")
-    blocks = [float(c.row) for c in done]
-    measured_ax.errorbar(blocks, [c.measured for c in done], yerr=[_spread(c) for c in done], marker="o",
-                         color="tab:red", capsize=3, lw=1)
-    for c, b in zip(done, blocks):
-        measured_ax.annotate(f"n={c.n_runs}", (b, c.measured), xytext=(0, -11), textcoords="offset points",
-                             ha="center", fontsize=6)
+    _draw_measured(measured_ax, [float(c.row) for c in done], done)
     measured_ax.set_xticks(FIGURE9_BLOCKS, [f"{b:g}" for b in FIGURE9_BLOCKS])
     measured_ax.set_title(f"measured ({preset_name}, 4 blocks): mean ± std of the runs (none where n=1)", fontsize=8)
     for ax in (paper_ax, measured_ax):
