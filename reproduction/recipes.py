@@ -108,6 +108,13 @@ ALL_TARGETS = ("pixel", "norm_pixel", "dvae_token")
 # docs/benchmarks.md), more than the epoch's compute, and each run has one core anyway (--jobs 2).
 IN_PROCESS_LOADING = ("num_workers=0",)
 
+
+def cls_schedule(epochs):
+    """tools/train_cls.py's length settings in the CPU presets: the fine-tuning recipe's 5 warm-up epochs
+    of 100 (at least one), validated 4 times (the last is the result), a numbered checkpoint halfway."""
+    return (f"epochs={epochs}", f"warmup_epochs={max(1, epochs // 20)}", f"eval_every={max(1, epochs // 4)}",
+            f"save_every={max(1, epochs // 2)}")
+
 SCALES = {
     # Both CPU presets follow the paper's premise at their scale: far more unlabelled images (MAE
     # pre-training) than labelled ones, fine-tuning long enough to converge (with 8-20 epochs both
@@ -290,8 +297,7 @@ class CpuPreset(Preset):
             return Run(deps=deps, argv=tool(
                 TOOLS["cls"], "--cfg", CPU_CONFIGS["cls-scratch"], "--dataset", "imagenet",
                 "--data-root", os.path.join(self.data, "pretrain"), "--output-dir", self.out(f"pretrain-{size}-supervised"),
-                "--resume", "auto", f"epochs={epochs}", f"warmup_epochs={max(1, epochs // 20)}",
-                f"eval_every={max(1, epochs // 4)}", f"save_every={max(1, epochs // 2)}", f"seed={self.data_seed}",
+                "--resume", "auto", *cls_schedule(epochs), f"seed={self.data_seed}",
                 f"batch_size={min(32, s.pretrain_images)}", *IN_PROCESS_LOADING))
         extra = []
         if target == "dvae_token":
@@ -306,12 +312,10 @@ class CpuPreset(Preset):
     def cls(self, dataset, size, source, seed):
         s = self.scale
         epochs = s.scratch_epochs if source == "scratch" else s.cls_epochs if dataset == "imagenet" else s.table6_epochs
-        # the fine-tuning recipe's 5 warm-up epochs of 100 (at least one); validated 4 times (the last is the result)
         argv = tool(TOOLS["cls"], "--cfg", CPU_CONFIGS["cls-scratch" if source == "scratch" else "cls"],
                     "--dataset", dataset, "--data-root", os.path.join(self.data, "cls", dataset),
                     "--output-dir", self.out(f"cls-{dataset}-{size}-{source}-seed{seed}"), "--resume", "auto",
-                    f"epochs={epochs}", f"warmup_epochs={max(1, epochs // 20)}", f"eval_every={max(1, epochs // 4)}",
-                    f"save_every={max(1, epochs // 2)}", f"seed={seed}", f"results_csv={self.csv('cls')}",
+                    *cls_schedule(epochs), f"seed={seed}", f"results_csv={self.csv('cls')}",
                     f"batch_size={min(32, s.cls_images[0])}", *IN_PROCESS_LOADING)
         deps = ("toy_data",)
         if source != "scratch":

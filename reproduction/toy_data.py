@@ -148,8 +148,8 @@ def write_image_folder(out, num_images, size, seed, num_val=0):
     photos = _photo_backgrounds()
     for split, count in (("train", num_images), ("val", num_val)):
         for i in range(count):
-            img, objects = render_scene(rng, size, photos, max_objects=1, distractors=DENSE_CLASSES, max_distractors=2)
-            while not objects:  # every dense object covered the classification one: draw again
+            objects = []
+            while not objects:  # drawn again when the dense objects covered the classification one
                 img, objects = render_scene(rng, size, photos, max_objects=1, distractors=DENSE_CLASSES, max_distractors=2)
             largest = max(objects, key=lambda o: o["mask"].sum())["category"]
             _save(os.path.join(out, split, largest, f"{i:06d}.png"), img)
