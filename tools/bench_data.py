@@ -64,6 +64,9 @@ def loader_images_per_s(paths, batch, workers, batches, input_size=224, backend=
     dataset = PretrainDataset(paths, input_size, 16, data_backend=backend)
     loader = data_loader(dataset, dataset.transform, device, "fail", batch_size=batch, shuffle=True,
                          num_workers=workers, drop_last=True, prefetch_factor=4 if workers else None)
+    # Stop a batch short of the epoch's end: an exhausted iterator shuts its workers down, and a worker that has
+    # gone takes its CPU time with it (or is gone from /proc between listing and reading).
+    batches = min(batches, len(loader) - 2)
     iterator = iter(loader)
     next(iterator)  # worker start-up is not throughput
     before, start, seen = cpu_seconds(), time.perf_counter(), 0
