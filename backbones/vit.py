@@ -250,11 +250,26 @@ class VisionTransformer(nn.Module):
         Block outputs are taken before the final norm; with cls_token=False (dense tasks with
         windowed attention) the sequence holds the spatial tokens only.
         """
+        x, outs, grid = self.forward_tokens(imgs, out_indices, cls_token)
+        return self.norm(x), outs, grid
+
+    def forward_tokens(self, imgs: torch.Tensor, out_indices: Sequence[int] = (),
+                       cls_token: bool = True) -> tuple[torch.Tensor, list[torch.Tensor], tuple[int, int]]:
+        """(the last block's tokens, [block outputs of out_indices], grid), no final norm."""
         x, grid = self.embed(imgs)
         if cls_token:
             x = self.prepend_cls_token(x)
         x, outs = self.run_blocks(x, grid, int(cls_token), out_indices)
-        return self.norm(x), outs, grid
+        return x, outs, grid
+
+    def forward_dense(self, imgs: torch.Tensor, out_indices: Sequence[int],
+                      cls_token: bool = True) -> list[torch.Tensor]:
+        """The outputs of the blocks in out_indices as (N, C, H/p, W/p) feature maps, for dense tasks
+        (before the final norm, prefix tokens dropped). cls_token=False runs the blocks on the spatial
+        tokens only (a backbone without a cls token, e.g. ViTDet's)."""
+        _, outs, grid = self.forward_tokens(imgs, out_indices, cls_token)
+        skip = int(cls_token)
+        return [o[:, skip:].transpose(1, 2).reshape(o.shape[0], -1, *grid).contiguous() for o in outs]
 
     def forward(self, imgs: torch.Tensor) -> torch.Tensor:
         return self.forward_features(imgs)[0]

@@ -68,9 +68,7 @@ class ViTBackbone(Backbone):
                                allow_missing=("blocks.*.attn.rel_pos_h", "blocks.*.attn.rel_pos_w"))
 
     def forward(self, x):
-        tokens, grid = self.vit.embed(x)
-        _, outs = self.vit.run_blocks(tokens, grid, 0, self.group_ends if self.multi_scale else (self.vit.depth - 1,))
-        maps = [o.transpose(1, 2).reshape(o.shape[0], -1, *grid) for o in outs]
+        maps = self.vit.forward_dense(x, self.group_ends if self.multi_scale else (self.vit.depth - 1,), cls_token=False)
         if self.multi_scale:
             return dict(zip(STAGES, self.resample(maps)))
         return {"last_feat": maps[-1]}

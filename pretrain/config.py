@@ -1,6 +1,12 @@
 """Pre-training settings: one dataclass; config files instantiate it (common.config loads them and
-applies overrides)."""
+applies overrides); `build_model` makes the model a config describes (the config knows the model, not
+the other way round)."""
+import dataclasses
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .mae import MaskedAutoencoder
 
 
 @dataclass
@@ -58,3 +64,19 @@ def _mae_class():
     from .mae import MaskedAutoencoder
 
     return MaskedAutoencoder
+
+
+def build_model(cfg: PretrainConfig | dict) -> "MaskedAutoencoder":
+    """The MaskedAutoencoder a config describes (a PretrainConfig or its dict from a checkpoint)."""
+    from .mae import build_mae
+
+    cfg = cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg)
+    tokenizer = None
+    if cfg["target"] == "dvae_token":
+        if not cfg.get("tokenizer"):
+            raise ValueError("target='dvae_token' needs tokenizer=PATH (tools/train_dvae.py's checkpoint or DALL-E's encoder.pkl)")
+        from .tokenizer import load_tokenizer
+
+        tokenizer = load_tokenizer(cfg["tokenizer"])
+    return build_mae(cfg["model"], img_size=cfg["input_size"], target=cfg["target"],
+                     mask_sampling=cfg["mask_sampling"], tokenizer=tokenizer, **cfg["model_overrides"])

@@ -17,8 +17,9 @@ from common.gpu_data import data_loader
 from common.images import BadImageError, normalize, read_image
 from common.training import CsvLog, ResumableSampler, TrainerBase, autocast, param_digest, plain
 
+from .config import build_model
 from .data import PretrainDataset, eval_transform, list_images
-from .mae import build_model, fit_pca
+from .mae import fit_pca
 from .masking import sample_noise
 from .visualize import save_reconstruction_figure
 

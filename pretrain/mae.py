@@ -6,7 +6,6 @@ are exactly the official ones; the decoder adds `mask_token`, `decoder_embed`, `
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 
 import torch
@@ -16,7 +15,6 @@ import torch.nn.functional as F
 from backbones.pos_embed import resample_pos_embed, sincos_2d
 from backbones.vit import VIT_SIZES, Block, VisionTransformer, _init_linear_and_norm
 
-from .config import PretrainConfig
 from .masking import sample_noise
 
 TARGETS = ("pixel", "norm_pixel", "pca", "dvae_token")
@@ -191,17 +189,3 @@ def build_mae(name: str, **overrides) -> MaskedAutoencoder:
     kwargs = dict(patch_size=patch, embed_dim=dim, depth=depth, num_heads=heads)
     kwargs.update(overrides)
     return MaskedAutoencoder(**kwargs)
-
-
-def build_model(cfg: PretrainConfig | dict) -> MaskedAutoencoder:
-    """The MaskedAutoencoder a config describes (a PretrainConfig or its dict from a checkpoint)."""
-    cfg = cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg)
-    tokenizer = None
-    if cfg["target"] == "dvae_token":
-        if not cfg.get("tokenizer"):
-            raise ValueError("target='dvae_token' needs tokenizer=PATH (tools/train_dvae.py's checkpoint or DALL-E's encoder.pkl)")
-        from .tokenizer import load_tokenizer
-
-        tokenizer = load_tokenizer(cfg["tokenizer"])
-    return build_mae(cfg["model"], img_size=cfg["input_size"], target=cfg["target"],
-                     mask_sampling=cfg["mask_sampling"], tokenizer=tokenizer, **cfg["model_overrides"])

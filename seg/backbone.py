@@ -48,6 +48,4 @@ class MAEViT(BaseModule):
     def forward(self, imgs):
         p = self.vit.patch_size  # pad to whole patches (512 px crops for patch 14 become 518)
         imgs = F.pad(imgs, (0, -imgs.shape[3] % p, 0, -imgs.shape[2] % p))
-        x, grid = self.vit.embed(imgs)
-        _, outs = self.vit.run_blocks(self.vit.prepend_cls_token(x), grid, 1, self.out_indices)
-        return tuple(o[:, 1:].transpose(1, 2).reshape(o.shape[0], -1, *grid).contiguous() for o in outs)
+        return tuple(self.vit.forward_dense(imgs, self.out_indices))

@@ -33,7 +33,7 @@ def main(argv: list[str]) -> None:
     from common.images import read_image
     from pretrain import build_mae
     from pretrain.data import eval_transform
-    from pretrain.mae import build_model
+    from pretrain.config import build_model
     from pretrain.visualize import save_reconstruction_figure
 
     ckpt = load_file(args.checkpoint)
