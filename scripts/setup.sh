@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 VENV=.venv
 STAMP=$VENV/.setup-stamp
-REQ_HASH=$( (cat requirements.txt scripts/setup.sh) | sha256sum | cut -c1-16)
+REQ_HASH=$( (cat requirements.txt scripts/setup.sh pyproject.toml) | sha256sum | cut -c1-16)
 CACHE=${MAE_TOOLKIT_CACHE:-$HOME/.cache/mae-toolkit}
 
 if [[ -f $STAMP && $(cat "$STAMP") == "$REQ_HASH" ]]; then
@@ -74,15 +74,24 @@ fi
 # declared dependencies (mypy, pytest, blobfile, ...) are not needed, attrs and requests are pinned.
 pip_install --no-deps "dall-e==$DALLE_VERSION"
 
+# detectron2's and mmsegmentation's wheels install top-level `tools` and `tests` packages (their scripts
+# and test suite; nothing imports them): removed, so that these names are this checkout's folders
+rm -rf "$($PY -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"/{tools,tests}
+
+say "installing this project (pip install -e .: its packages, and its tools as console scripts mae-*)"
+pip_install --no-deps --no-build-isolation -e .
+
 say "checking imports"
-$PY - <<'PY'
+(cd / && $PY - <<'PY'
 import torch, torchvision, timm, mmcv, mmengine, mmseg, detectron2
 from dall_e.encoder import Encoder
 from mmcv.ops import point_sample  # needs the compiled mmcv._ext
 import mmseg.models
 from detectron2.modeling import build_model
+import backbones, pretrain.engine, det.backbone, seg.backbone  # this project, installed
 print(f"[setup] torch {torch.__version__}, torchvision {torchvision.__version__}, timm {timm.__version__}, "
       f"mmcv {mmcv.__version__}, mmseg {mmseg.__version__}, detectron2 {detectron2.__version__}")
 PY
+)  # from outside the checkout: the project's packages are found as installed
 echo "$REQ_HASH" > "$STAMP"
 say "done"

@@ -1,0 +1,27 @@
+"""The console scripts (pyproject.toml's [project.scripts]): each runs its tools/ script as
+`python tools/X.py` does, from the checkout the editable install points to (scripts/setup.sh)."""
+import os
+import runpy
+import sys
+
+TOOLS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
+
+
+def _script(name):
+    def main():
+        sys.argv[0] = os.path.join(TOOLS_DIR, f"{name}.py")  # the tool's --help names itself
+        runpy.run_path(sys.argv[0], run_name="__main__")  # a file: sys.path is left as it is
+    main.__name__ = name
+    return main
+
+
+pretrain = _script("pretrain")
+train_cls = _script("train_cls")
+train_det = _script("train_det")
+train_seg = _script("train_seg")
+train_dvae = _script("train_dvae")
+reproduce = _script("reproduce")
+visualize_mae = _script("visualize_mae")
+sweep = _script("sweep")
+submit = _script("submit")
+make_toy_data = _script("make_toy_data")
