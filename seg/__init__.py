@@ -10,7 +10,7 @@ from .checkpoint_safety import (
 )
 from .data_checks import CheckSegMap, files_under, image_suffix
 from .distributed import CPUDistributedDataParallel, GlooSyncBatchNorm
-from .hooks import StopAtSignal
+from .hooks import FinalValidation, StopAtSignal
 from .neck import MultiScaleNeck
 from .optim import LayerDecayOptimWrapperConstructor
 from .schedule import RunLengthPolyLR
@@ -19,7 +19,7 @@ from .schedule import RunLengthPolyLR
 write_checkpoints_atomically()
 load_checkpoints_safely()
 
-__all__ = ["CPUDistributedDataParallel", "CheckSegMap", "GlooSyncBatchNorm", "MAEViT", "MultiScaleNeck",
-           "LayerDecayOptimWrapperConstructor", "RunLengthPolyLR", "StopAtSignal", "files_under",
+__all__ = ["CPUDistributedDataParallel", "CheckSegMap", "FinalValidation", "GlooSyncBatchNorm", "MAEViT",
+           "MultiScaleNeck", "LayerDecayOptimWrapperConstructor", "RunLengthPolyLR", "StopAtSignal", "files_under",
            "history_buffers_without_functions", "image_suffix", "load_checkpoints_safely", "mmengine_checkpoint_globals",
            "write_checkpoints_atomically"]

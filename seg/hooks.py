@@ -1,8 +1,18 @@
 """mmengine hooks of the project's training loop."""
 from mmengine.dist import barrier
 from mmengine.hooks import CheckpointHook, Hook
+from mmseg.registry import HOOKS
 
 from common.signals import Stopped
+
+
+@HOOKS.register_module()
+class FinalValidation(Hook):
+    """Keeps the metrics of the latest validation and the iteration it ran at."""
+    metrics, iteration = None, None
+
+    def after_val_epoch(self, runner, metrics=None):
+        self.metrics, self.iteration = metrics, runner.iter
 
 
 class StopAtSignal(Hook):

@@ -15,14 +15,12 @@ from mmseg.registry import MODELS, TRANSFORMS
 from PIL import Image
 
 import seg  # (registers the modules)
+import seg.train as train_seg
+from common import cli as _cli
 from common.checkpoint_files import CheckpointError, load_file
 from common.errors import UserError
 from pretrain import MaskedAutoencoder, build_mae
 from reproduction.toy_data import write_ade20k
-
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import _cli  # noqa: E402
-import train_seg  # noqa: E402
 
 BACKBONE = dict(type="MAEViT", img_size=64, patch_size=8, embed_dim=64, depth=4, num_heads=4, out_indices=(0, 1, 2, 3))
 

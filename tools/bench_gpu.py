@@ -33,7 +33,9 @@ import tempfile
 import time
 import traceback
 
-import _bootstrap
+import _bootstrap  # noqa: F401  (puts the repository root on sys.path)
+
+from common.cli import resolve_config_path
 
 PART_LIMITS_S = {"pretrain": 240, "cls": 50, "data": 120, "det": 100, "seg": 80, "memory": 100}
 # --quick: ViT-Tiny width with 8 px patches on 32 px images and a narrow decoder
@@ -313,7 +315,7 @@ def part_data(part, work):
 def det_config(name, quick):
     from detectron2.config import LazyConfig
 
-    cfg = LazyConfig.load(_bootstrap.resolve_config_path("det/mask_rcnn_vit_tiny.py" if quick else name))
+    cfg = LazyConfig.load(resolve_config_path("det/mask_rcnn_vit_tiny.py" if quick else name))
     return cfg
 
 
@@ -398,19 +400,20 @@ def report_training(part, case, times, losses):
 # -- seg ---------------------------------------------------------------------------------------------
 def seg_model_and_optimizer(name, device, amp, grad_checkpointing=False):
     from mmengine.config import Config
-    from mmengine.model import revert_sync_batchnorm
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
-    import seg  # noqa: F401  (registers MAEViT, the neck and the layer-decay constructor)
+    from seg.distributed import use_plain_batchnorm
+    from seg.train import apply_amp  # (importing seg registers MAEViT, the neck and the layer-decay constructor)
 
-    cfg = Config.fromfile(_bootstrap.resolve_config_path(name))
+    cfg = Config.fromfile(resolve_config_path(name))
     init_default_scope("mmseg")
     cfg.model.backbone.grad_checkpointing = grad_checkpointing
-    model = revert_sync_batchnorm(MODELS.build(cfg.model)).to(device).train()  # one process: BN, as train_seg.py
+    use_plain_batchnorm(cfg.model)  # one process: BN, as train_seg.py
+    model = MODELS.build(cfg.model).to(device).train()
     if amp:  # what tools/train_seg.py --amp sets
-        cfg.optim_wrapper.type, cfg.optim_wrapper.loss_scale = "AmpOptimWrapper", "dynamic"
+        apply_amp(cfg)
     return cfg, model, build_optim_wrapper(model, cfg.optim_wrapper)
 
 
