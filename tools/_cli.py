@@ -8,14 +8,14 @@ import contextlib
 import re
 import sys
 
-from _bootstrap import resolve_config_path  # noqa: F401  (also puts the repository root on sys.path)
+import _bootstrap  # noqa: F401  (puts the repository root on sys.path)
 
+# the tools' plumbing that det/ runs too lives in common/cli.py (a package imports no tools code)
+from common.cli import (EXIT_INTERRUPTED, EXIT_STOPPED, EXIT_USER_ERROR, ResumePoint,  # noqa: F401
+                        check_override_keys, resolve_config_path)
 from common.config import within
-from common.errors import UserError, unknown_key_message
+from common.errors import UserError
 from common.signals import Stopped
-
-# 75: sysexits' EX_TEMPFAIL ("try again later"), what a requeue looks for: `--resume auto` continues the run
-EXIT_USER_ERROR, EXIT_INTERRUPTED, EXIT_STOPPED = 2, 130, 75
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -48,12 +48,6 @@ def resume_value(text):
     if "=" in text:
         raise argparse.ArgumentTypeError(f"{text!r} is an override, not 'auto' or a checkpoint: write --resume auto {text}")
     return text
-
-
-class ResumePoint:
-    """Where `--resume auto` would continue from, for the Ctrl-C message; a tool sets `find` once it
-    knows its output directory (a function returning the checkpoint path, or None)."""
-    find = None
 
 
 def one_line(error):
@@ -95,51 +89,3 @@ def run(main, argv=None):
             print(f"error: {e}", file=sys.stderr)
         return EXIT_STOPPED
     return 0
-
-
-def check_override_keys(cfg, keys, accepts):
-    """Rejects dotted override keys that name nothing in a nested config (dicts and lists), listing
-    close matches. A new key is accepted where its parent is built from a class or function that
-    takes that argument: accepts(node) gives the callable a node builds (or None)."""
-    for key in keys:
-        node, parts = cfg, key.split(".")
-        for depth, part in enumerate(parts):
-            if isinstance(node, (list, tuple)) or _is_sequence(node):
-                if not (part.isdigit() and int(part) < len(node)):
-                    raise UserError(f"override {key!r}: {'.'.join(parts[:depth])} is a list of {len(node)}; "
-                                    f"{part!r} is not one of its indexes")
-                node = node[int(part)]
-                continue
-            if not hasattr(node, "keys"):
-                raise UserError(f"override {key!r}: {'.'.join(parts[:depth])} is a value, not a group of settings")
-            if part in node.keys():
-                node = node[part]
-                continue
-            if depth == len(parts) - 1 and _takes_argument(accepts(node), part):
-                break
-            raise UserError(unknown_key_message("override key", key, _dotted_keys(cfg)))
-
-
-def _is_sequence(node):
-    return type(node).__name__ == "ListConfig"  # OmegaConf's list (Detectron2's LazyConfig)
-
-
-def _takes_argument(fn, name):
-    import inspect
-
-    if fn is None:
-        return False
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
-def _dotted_keys(node, prefix=""):
-    keys = []
-    if hasattr(node, "keys"):
-        for k in node.keys():
-            keys.append(prefix + str(k))
-            keys += _dotted_keys(node[k], f"{prefix}{k}.")
-    return keys

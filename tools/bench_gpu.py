@@ -33,7 +33,9 @@ import tempfile
 import time
 import traceback
 
-import _bootstrap
+import _bootstrap  # noqa: F401  (puts the repository root on sys.path)
+
+from common.cli import resolve_config_path
 
 PART_LIMITS_S = {"pretrain": 240, "cls": 50, "data": 120, "det": 100, "seg": 80, "memory": 100}
 # --quick: ViT-Tiny width with 8 px patches on 32 px images and a narrow decoder
@@ -313,7 +315,7 @@ def part_data(part, work):
 def det_config(name, quick):
     from detectron2.config import LazyConfig
 
-    cfg = LazyConfig.load(_bootstrap.resolve_config_path("det/mask_rcnn_vit_tiny.py" if quick else name))
+    cfg = LazyConfig.load(resolve_config_path("det/mask_rcnn_vit_tiny.py" if quick else name))
     return cfg
 
 
@@ -347,8 +349,9 @@ def synthetic_det_batch(count, size, num_classes, device):
 def det_model(cfg, device, grad_checkpointing=False):
     from detectron2.config import instantiate
 
-    vit = cfg.model.backbone.vit if "vit" in cfg.model.backbone else cfg.model.backbone.net
-    vit.grad_checkpointing = grad_checkpointing
+    from det.train import vit_node
+
+    vit_node(cfg).grad_checkpointing = grad_checkpointing
     return instantiate(cfg.model).to(device).train()
 
 
@@ -405,7 +408,7 @@ def seg_model_and_optimizer(name, device, amp, grad_checkpointing=False):
 
     import seg  # noqa: F401  (registers MAEViT, the neck and the layer-decay constructor)
 
-    cfg = Config.fromfile(_bootstrap.resolve_config_path(name))
+    cfg = Config.fromfile(resolve_config_path(name))
     init_default_scope("mmseg")
     cfg.model.backbone.grad_checkpointing = grad_checkpointing
     model = revert_sync_batchnorm(MODELS.build(cfg.model)).to(device).train()  # one process: BN, as train_seg.py
