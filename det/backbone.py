@@ -57,7 +57,7 @@ class ViTBackbone(Backbone):
             self._out_feature_strides = {"last_feat": patch_size}
         self._out_feature_channels = {name: embed_dim for name in self._out_features}
         self.init_checkpoint = init_checkpoint
-        # what the load used, dropped and resampled: tools/train_det.py logs it
+        # what the load used, dropped and resampled: det/train.py logs it
         self.init_report = self.load_pretrained(init_checkpoint) if init_checkpoint else None
 
     def load_pretrained(self, path):

@@ -14,6 +14,7 @@ from detectron2.config import instantiate
 
 from common.checkpoint_files import CheckpointError, load_file
 from common.errors import UserError
+from det.train import build_config, checked_checkpoint
 from pretrain import build_mae
 from reproduction.toy_data import write_coco
 
@@ -56,7 +57,7 @@ def config(tmp_path, train, val, *extra):
     args = train_det.parse_args(["--cfg", "det/mask_rcnn_vit_tiny.py", "--dataset", train, "--dataset", val,
                                  "--output-dir", str(tmp_path / "run"), f"dataloader.train.dataset.names={names[0]}",
                                  f"dataloader.test.dataset.names={names[1]}", *extra])
-    return train_det.build_config(args)
+    return build_config(args)
 
 
 def keep_three_categories(data):
@@ -139,7 +140,7 @@ def test_wrong_or_truncated_checkpoints_are_one_line(tmp_path, coco, mae_checkpo
     other = {k: v for k, v in model.state_dict().items() if not k.startswith("roi_heads.mask_head")}
     torch.save({"model": other, "iteration": 9}, tmp_path / "other.pth")
     with pytest.raises(CheckpointError, match=r"other.pth was written for another model \(\d+ missing keys \(roi_heads.mask_head"):
-        train_det.checked_checkpoint(model, str(tmp_path / "other.pth"))
+        checked_checkpoint(model, str(tmp_path / "other.pth"))
 
 
 def test_detectron2_checkpoints_are_written_atomically_with_a_normal_mode(tmp_path):

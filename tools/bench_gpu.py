@@ -349,8 +349,9 @@ def synthetic_det_batch(count, size, num_classes, device):
 def det_model(cfg, device, grad_checkpointing=False):
     from detectron2.config import instantiate
 
-    vit = cfg.model.backbone.vit if "vit" in cfg.model.backbone else cfg.model.backbone.net
-    vit.grad_checkpointing = grad_checkpointing
+    from det.train import vit_node
+
+    vit_node(cfg).grad_checkpointing = grad_checkpointing
     return instantiate(cfg.model).to(device).train()
 
 
