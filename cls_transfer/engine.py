@@ -13,6 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from backbones import check_same_model, load_state_dict, param_groups, state_dict_of
 from common.checkpoint_files import CheckpointError
+from common.cli import NO_INIT, require_start
 from common.errors import UserError
 from common.gpu_data import data_loader
 from common.results import record_result
@@ -49,14 +50,16 @@ class ClsTrainer(TrainerBase):
         self.model = build_classifier(cfg.backbone, self.num_classes, cfg.mode, cfg.input_size, cfg.drop_path,
                                       **cfg.backbone_overrides).to(self.device)
         resume_path, resume_ckpt = self.resume_checkpoint(resume)
-        if cfg.init and cfg.init != "none":
+        self.checkpoint_path = resume_path  # the checkpoint resumed or evaluated, if any
+        if eval_only and not resume_path:
+            raise UserError(f"--eval-only found no checkpoint to evaluate ({self.last_path} does not exist): pass "
+                            f"--eval-only CHECKPOINT")
+        if cfg.init and cfg.init != NO_INIT:
             self.log(f"init from {cfg.init}: {load_pretrained(self.model, cfg.init).summary()}")
-        elif cfg.mode != "scratch" and not cfg.init and not resume_path:
-            found = f", and --resume auto found no {self.last_path}" if resume == "auto" else ""
-            raise UserError(f"mode={cfg.mode} transfers a pre-trained encoder but no --init checkpoint was given{found}: "
-                            f"pass --init CHECKPOINT, or train from random weights explicitly with --init none "
-                            f"(or mode=scratch, the cls/scratch_*.py configs)")
-        self.pretrain_checkpoint = cfg.init if cfg.init and cfg.init != "none" else "none (scratch)"
+        elif cfg.mode != "scratch":  # mode=scratch (the cls/scratch_*.py configs) says "random weights" itself
+            require_start(cfg.init, bool(resume_path), resume, self.last_path,
+                          also=f" (mode={cfg.mode} transfers a pre-trained encoder; mode=scratch trains without one)")
+        self.pretrain_checkpoint = cfg.init if cfg.init and cfg.init != NO_INIT else NO_INIT
         trainable = set_trainable(self.model, cfg.mode, cfg.blocks)
         self.log(f"{cfg.mode}: {len(trainable)} trainable tensors, "
                  f"{sum(p.numel() for p in self.model.parameters() if p.requires_grad) / 1e6:.2f}M parameters")
@@ -98,7 +101,7 @@ class ClsTrainer(TrainerBase):
         check_same_model(self.model.state_dict(), ckpt["model"], path)
         self.model.load_state_dict(ckpt["model"], strict=True)
         init = ckpt.get("config", {}).get("init")
-        if init and init != "none" and not self.cfg.init:  # a resumed run keeps recording its pre-training
+        if init and init != NO_INIT and not self.cfg.init:  # a resumed run keeps recording its pre-training
             self.pretrain_checkpoint = init
         if "optimizer" in ckpt:
             self.optimizer.load_state_dict(ckpt["optimizer"])

@@ -1,5 +1,5 @@
 """User mistakes as opposed to bugs: the tools report a UserError as one line `error: ...` and
-exit code 2 (tools/_cli.py); anything else keeps its traceback."""
+exit code 2 (common/cli.py); anything else keeps its traceback."""
 import difflib
 
 

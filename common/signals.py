@@ -33,7 +33,7 @@ def deferred_signals(signals=(signal.SIGINT, signal.SIGTERM)):
 class Stopped(BaseException):
     """A run ended at a stop request, at a step boundary, its checkpoint complete. A BaseException like
     KeyboardInterrupt, so that the frameworks' `except Exception` (Detectron2 logs a traceback there) let
-    it through to tools/_cli.py. One line per run: only global rank 0 has a message."""
+    it through to common/cli.py. One line per run: only global rank 0 has a message."""
 
     def __init__(self, signal_name, where, checkpoint, main=True):
         message = f"stopped by {signal_name} at {where}; --resume auto continues from {checkpoint}"
@@ -73,7 +73,7 @@ class StopRequest:
         signal's number, on the device for NCCL. Every step: it measured 0.45-0.6 ms on 2 gloo processes
         sharing 2 CPU cores; on GPUs each of the training loops already waits for its step's loss every
         step, so it adds one 8-byte collective, not another host-device synchronisation."""
-        import torch  # here: tools/_cli.py imports this module before a tool has parsed its arguments
+        import torch  # here: common/cli.py imports this module before a tool has parsed its arguments
         import torch.distributed as dist
 
         signum = self.signum

@@ -17,11 +17,8 @@ import sys
 import time
 
 from .errors import UserError
+from .project import ROOT, TOOL_OF_SCRIPT, tool_path
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# the tools a job may run; how each finds its processes (torchrun's variables, or Detectron2's flags)
-TOOLS = {"pretrain.py": "env", "train_cls.py": "env", "train_seg.py": "env", "train_det.py": "detectron2",
-         "train_dvae.py": "single"}
 OUTPUT_FLAGS = ("--output-dir", "--work-dir")
 STOP_WAIT_S = 80  # how long the requeue waits for the tool to stop (submitit signals 90 s before the limit)
 
@@ -66,8 +63,8 @@ def tool_command(command: list[str]) -> list[str]:
     if not command:
         raise UserError("no tool to submit: write it after --, e.g. -- tools/pretrain.py --cfg ... --output-dir ...")
     name = os.path.basename(command[0])
-    if name not in TOOLS:
-        raise UserError(f"{command[0]} is not a tool a job can run; one of: {', '.join('tools/' + t for t in TOOLS)}")
+    if name not in TOOL_OF_SCRIPT:
+        raise UserError(f"{command[0]} is not a tool a job can run; one of: {', '.join('tools/' + t for t in TOOL_OF_SCRIPT)}")
     if not any(flag in command for flag in OUTPUT_FLAGS):
         raise UserError(f"tools/{name} needs its --output-dir here: a requeued job continues from that folder")
     if "--eval-only" in command or "--resume" in command:
@@ -98,7 +95,7 @@ class ToolTask:
         argv = [arg.replace("%j", str(job.job_id)) for arg in self.command]
         env = dict(os.environ)
         dist = submitit.helpers.TorchDistributedEnvironment()
-        launch = TOOLS[argv[0]]
+        launch = TOOL_OF_SCRIPT[argv[0]].launch
         if launch == "detectron2":  # its own launch: one process per task, each a "machine" of one
             argv += ["--num-gpus", "1", "--num-machines", str(dist.world_size), "--machine-rank", str(dist.rank),
                      "--dist-url", f"tcp://{dist.master_addr}:{dist.master_port}"]
@@ -107,7 +104,7 @@ class ToolTask:
                        WORLD_SIZE=str(dist.world_size), LOCAL_RANK=str(dist.local_rank),
                        LOCAL_WORLD_SIZE=str(dist.local_world_size))
         env["PYTHONUNBUFFERED"] = "1"
-        self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", argv[0]), *argv[1:]], env=env,
+        self.proc = subprocess.Popen([sys.executable, tool_path(argv[0]), *argv[1:]], env=env,
                                      cwd=ROOT)
         code = _wait(self.proc)
         if code != 0:
@@ -144,7 +141,7 @@ def submit(args, command: list[str], dependency: str | None = None, on_success=N
 
     command = tool_command(command)
     per_node = args.gpus_per_node or args.tasks_per_node or 1
-    if TOOLS[command[0]] == "single" and args.nodes * per_node > 1:
+    if TOOL_OF_SCRIPT[command[0]].launch == "single" and args.nodes * per_node > 1:
         raise UserError(f"tools/{command[0]} runs in one process: submit it with one node and one task")
     out = output_dir(command)
     executor = submitit.AutoExecutor(folder=job_dir or os.path.join(out, "slurm", "%j"))

@@ -19,7 +19,9 @@ from torch.multiprocessing import ProcessExitedException
 
 from backbones import check_same_model
 from common.checkpoint_files import CheckpointError, load_file
-from common.cli import EXIT_STOPPED, ResumePoint, check_override_keys, resolve_config_path
+from common.cli import (EXIT_STOPPED, ResumePoint, check_override_keys, init_for_results, require_start,
+                        resolve_config_path)
+from common.config import split_override
 from common.errors import UserError
 from common.results import default_path, record_result
 from common.run_lock import owned_output_dir
@@ -63,19 +65,20 @@ def build_config(args, num_classes=None):
     launching process found it in the data (its workers do not read the COCO json again)."""
     register_datasets(args.dataset)
     cfg = LazyConfig.load(resolve_config_path(args.cfg))
-    for item in args.overrides:
-        if "=" not in item:
-            raise UserError(f"override {item!r} is not dotted.key=value")
-    check_override_keys(cfg, [item.partition("=")[0] for item in args.overrides], lazy_target)
+    check_override_keys(cfg, [split_override(item)[0] for item in args.overrides], lazy_target)
     cfg = LazyConfig.apply_overrides(cfg, args.overrides)
     init = set_init(cfg, args)
     cfg.train.output_dir = args.output_dir or os.path.join("runs", "det", os.path.splitext(os.path.basename(args.cfg))[0])
     last = os.path.join(cfg.train.output_dir, "last_checkpoint")  # Detectron2's pointer to the latest one
+    if args.eval_only == "auto":  # a bare --eval-only: the output dir's last checkpoint
+        if not os.path.isfile(last):
+            raise UserError(f"--eval-only found no checkpoint to evaluate ({last} does not exist): pass "
+                            f"--eval-only CHECKPOINT")
+        with open(last) as f:
+            args.eval_only = os.path.join(cfg.train.output_dir, f.read().strip())
     resumable = args.resume and (args.resume != "auto" or os.path.isfile(last))
-    if not init and not resumable and args.eval_only in (None, "init"):
-        found = f", and --resume auto found no checkpoint in {cfg.train.output_dir}" if args.resume == "auto" else ""
-        raise UserError(f"no initial checkpoint was given{found}: pass --init CHECKPOINT (an MAE checkpoint), "
-                        f"or --init none to train from random weights")
+    if args.eval_only in (None, "init"):
+        require_start(init, bool(resumable), args.resume, cfg.train.output_dir)
     if num_classes is None:
         set_num_classes(cfg)
     else:
@@ -113,7 +116,8 @@ def results_csv(cfg, args):
 def record(cfg, args, results, iteration):
     path, row = record_result(
         "det", cfg.train.output_dir, results_csv(cfg, args),
-        pretrain_checkpoint=vit_node(cfg).get("init_checkpoint") or "", backbone=os.path.basename(args.cfg),
+        pretrain_checkpoint=init_for_results(vit_node(cfg).get("init_checkpoint") or args.init, bool(args.eval_only)),
+        backbone=os.path.basename(args.cfg),
         adapter="simple" if "net" in cfg.model.backbone else "groups", ap_box=_ap(results, "bbox"),
         ap_mask=_ap(results, "segm"), iteration=iteration, checkpoint=args.eval_only or "")
     logging.getLogger("detectron2").info(f"box AP {row['ap_box']}, mask AP {row['ap_mask']} -> {path}")

@@ -26,7 +26,7 @@ pretrain-SIZE-supervised, as their labelled ImageNet-layout set is a few hundred
 of SEEDS, the last argument of the run's recipe.
 
 The run kind (the name's first part) picks the recipe, a Preset method (Preset.recipes): the tool is
-TOOLS[kind], its config CPU_CONFIGS[...] on the CPU presets, PaperPreset.PRETRAIN / FINETUNE /
+TOOLS[kind] (common/project.py), its config CPU_CONFIGS[...] on the CPU presets, PaperPreset.PRETRAIN / FINETUNE /
 SCRATCH / DET / SEG[SIZE] on the paper preset; each method lists the tool's arguments.
 """
 from __future__ import annotations
@@ -36,11 +36,8 @@ import re
 import sys
 from dataclasses import dataclass, replace
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository: tools/, configs/
+from common.project import TOOLS, tool_path
 
-# run kind -> the tool it runs (tools/NAME)
-TOOLS = {"dvae": "train_dvae.py", "pretrain": "pretrain.py", "cls": "train_cls.py", "det": "train_det.py",
-         "seg": "train_seg.py"}
 # the configs (under configs/) of the CPU presets' runs
 CPU_CONFIGS = {"pretrain": "pretrain/mae_vit_tiny_cpu.py", "cls": "cls/tiny_cpu.py", "cls-scratch": "cls/scratch_tiny_cpu.py",
                "det": "det/mask_rcnn_vit_tiny.py", "seg": "seg/upernet_vit_tiny.py"}
@@ -228,10 +225,6 @@ class Preset:
         raise NotImplementedError
 
 
-def tool_path(script):
-    return os.path.join(ROOT, "tools", script)
-
-
 def tool(script, *args):
     return [sys.executable, tool_path(script), *map(str, args)]
 
@@ -277,7 +270,7 @@ class CpuPreset(Preset):
     def dvae(self):
         s = self.scale
         return Run(deps=("toy_data",), argv=tool(
-            TOOLS["dvae"], "--data", os.path.join(self.data, "pretrain"), "--output-dir", self.out("dvae"),
+            TOOLS["dvae"].script, "--data", os.path.join(self.data, "pretrain"), "--output-dir", self.out("dvae"),
             "--epochs", s.dvae_epochs, "--batch-size", 64 if s.pretrain_images >= 64 else s.pretrain_images, "--resume",
             "--seed", self.data_seed))
 
@@ -295,7 +288,7 @@ class CpuPreset(Preset):
         if target == "supervised":  # the from-scratch recipe on the pre-training images (train/ and val/)
             epochs = s.supervised_epochs
             return Run(deps=deps, argv=tool(
-                TOOLS["cls"], "--cfg", CPU_CONFIGS["cls-scratch"], "--dataset", "imagenet",
+                TOOLS["cls"].script, "--cfg", CPU_CONFIGS["cls-scratch"], "--dataset", "imagenet",
                 "--data-root", os.path.join(self.data, "pretrain"), "--output-dir", self.out(f"pretrain-{size}-supervised"),
                 "--resume", "auto", *cls_schedule(epochs), f"seed={self.data_seed}",
                 f"batch_size={min(32, s.pretrain_images)}", *IN_PROCESS_LOADING))
@@ -303,7 +296,7 @@ class CpuPreset(Preset):
         if target == "dvae_token":
             extra, deps = [f"tokenizer={os.path.join(self.out('dvae'), 'dvae.pth')}"], ("toy_data", "dvae")
         return Run(deps=deps, argv=tool(
-            TOOLS["pretrain"], "--cfg", CPU_CONFIGS["pretrain"], "--data", os.path.join(self.data, "pretrain"),
+            TOOLS["pretrain"].script, "--cfg", CPU_CONFIGS["pretrain"], "--data", os.path.join(self.data, "pretrain"),
             "--output-dir", self.out(f"pretrain-{size}-{target}"), "--resume", "auto", f"target={target}",
             f"epochs={s.pretrain_epochs}", f"warmup_epochs={max(1, s.pretrain_epochs // 10)}",
             f"vis_every={s.pretrain_epochs}",
@@ -312,7 +305,7 @@ class CpuPreset(Preset):
     def cls(self, dataset, size, source, seed):
         s = self.scale
         epochs = s.scratch_epochs if source == "scratch" else s.cls_epochs if dataset == "imagenet" else s.table6_epochs
-        argv = tool(TOOLS["cls"], "--cfg", CPU_CONFIGS["cls-scratch" if source == "scratch" else "cls"],
+        argv = tool(TOOLS["cls"].script, "--cfg", CPU_CONFIGS["cls-scratch" if source == "scratch" else "cls"],
                     "--dataset", dataset, "--data-root", os.path.join(self.data, "cls", dataset),
                     "--output-dir", self.out(f"cls-{dataset}-{size}-{source}-seed{seed}"), "--resume", "auto",
                     *cls_schedule(epochs), f"seed={seed}", f"results_csv={self.csv('cls')}",
@@ -337,7 +330,7 @@ class CpuPreset(Preset):
         first = max(1, int(n * 0.89))
         second = max(first + 1, int(n * 0.96))
         return Run(deps=("toy_data", run), **self.recorded("det"), argv=tool(
-            TOOLS["det"], "--cfg", CPU_CONFIGS["det"], "--init", init,
+            TOOLS["det"].script, "--cfg", CPU_CONFIGS["det"], "--init", init,
             "--output-dir", self.out(f"det-{size}-{source}-seed{seed}"), "--resume", "--results-csv", self.csv("det"),
             "--dataset", f"toy_coco_train={coco}/annotations/instances_train.json:{coco}/train",
             "--dataset", f"toy_coco_val={coco}/annotations/instances_val.json:{coco}/val",
@@ -353,7 +346,7 @@ class CpuPreset(Preset):
         schedule = [dict(type="LinearLR", start_factor=1e-6, by_epoch=False, begin=0, end=warmup),
                     dict(type="PolyLR", power=1.0, eta_min=0.0, by_epoch=False, begin=warmup, end=n)]
         return Run(deps=("toy_data", run), **self.recorded("seg"), argv=tool(
-            TOOLS["seg"], "--cfg", CPU_CONFIGS["seg"], "--init", init,
+            TOOLS["seg"].script, "--cfg", CPU_CONFIGS["seg"], "--init", init,
             "--data-root", os.path.join(self.data, "ade", "ADEChallengeData2016"),
             "--work-dir", self.out(f"seg-{size}-{source}-seed{seed}"), "--resume", "auto", "--results-csv",
             self.csv("seg"), f"train_cfg.max_iters={n}", f"train_cfg.val_interval={n}", f"param_scheduler={schedule}",
@@ -397,7 +390,7 @@ class PaperPreset(Preset):
                 raise Unavailable("the dVAE-token target needs DALL-E's encoder weights (--dalle-encoder encoder.pkl)")
             extra = [f"tokenizer={os.path.abspath(self.args.dalle_encoder)}"]
         return Run(argv=self.torchrun(
-            TOOLS["pretrain"], "--cfg", f"pretrain/{self.PRETRAIN[size]}.py", "--data",
+            TOOLS["pretrain"].script, "--cfg", f"pretrain/{self.PRETRAIN[size]}.py", "--data",
             os.path.join(self.root, "imagenet", "train"), "--output-dir", self.out(f"pretrain-{size}-{target}"),
             "--resume", "auto", f"target={target}", *extra))
 
@@ -406,7 +399,7 @@ class PaperPreset(Preset):
         if size not in recipes:
             raise Unavailable(f"no {'from-scratch' if source == 'scratch' else 'fine-tuning'} recipe for ViT-{size} "
                               f"in configs/cls/ (the paper's is not verified here)")
-        argv = self.torchrun(TOOLS["cls"], "--cfg", f"cls/{recipes[size]}.py", "--dataset", dataset,
+        argv = self.torchrun(TOOLS["cls"].script, "--cfg", f"cls/{recipes[size]}.py", "--dataset", dataset,
                              "--data-root", os.path.join(self.root, dataset), "--output-dir",
                              self.out(f"cls-{dataset}-{size}-{source}-seed{seed}"), "--resume", "auto", f"seed={seed}",
                              f"results_csv={self.csv('cls')}")
@@ -425,9 +418,9 @@ class PaperPreset(Preset):
         argv = ["--cfg", f"det/{self.DET[size]}.py", "--init", init, "--data-root", self.root, "--output-dir",
                 self.out(f"det-{size}-{source}-seed{seed}"), "--resume", "--results-csv", self.csv("det")]
         if a.submit:  # its job's tasks are its processes (common.slurm adds Detectron2's launch flags)
-            return Run(deps=(run,), **self.recorded("det"), argv=[TOOLS["det"], *argv, f"train.seed={seed}"])
+            return Run(deps=(run,), **self.recorded("det"), argv=[TOOLS["det"].script, *argv, f"train.seed={seed}"])
         return Run(deps=(run,), **self.recorded("det"), argv=[
-            "python", tool_path(TOOLS["det"]), *argv, "--num-gpus", str(a.nproc_per_node), "--num-machines",
+            "python", tool_path(TOOLS["det"].script), *argv, "--num-gpus", str(a.nproc_per_node), "--num-machines",
             str(a.nnodes), "--machine-rank", str(a.node_rank), "--dist-url", f"tcp://{a.master_addr}:{a.master_port}",
             f"train.seed={seed}"])
 
@@ -436,7 +429,7 @@ class PaperPreset(Preset):
             raise Unavailable(f"no UperNet config for ViT-{size}")
         init, run = self.checkpoint(source, size)
         return Run(deps=(run,), **self.recorded("seg"), argv=self.torchrun(
-            TOOLS["seg"], "--cfg", f"seg/{self.SEG[size]}.py", "--init", init,
+            TOOLS["seg"].script, "--cfg", f"seg/{self.SEG[size]}.py", "--init", init,
             "--data-root", os.path.join(self.root, "ADEChallengeData2016"), "--work-dir",
             self.out(f"seg-{size}-{source}-seed{seed}"), "--resume", "auto", "--results-csv", self.csv("seg"),
             f"randomness.seed={seed}"))

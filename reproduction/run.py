@@ -7,9 +7,9 @@ import subprocess
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
+from common.project import ROOT
 from common.results import read_result
 
-from .recipes import ROOT
 
 
 def last_record(run):

@@ -13,7 +13,7 @@ from mmengine.runner import Runner
 
 from backbones import check_same_model
 from common.checkpoint_files import CheckpointError, load_file
-from common.cli import ResumePoint, check_override_keys, resolve_config_path
+from common.cli import NO_INIT, ResumePoint, check_override_keys, init_for_results, require_start, resolve_config_path
 from common.config import literal, split_override
 from common.errors import UserError
 from common.results import default_path, record_result
@@ -135,7 +135,8 @@ def results_csv(cfg, args):
 
 def record(cfg, args, metrics, iteration):
     path, _ = record_result(
-        "seg", cfg.work_dir, results_csv(cfg, args), pretrain_checkpoint=init_checkpoint(cfg, args) or "",
+        "seg", cfg.work_dir, results_csv(cfg, args),
+        pretrain_checkpoint=init_for_results(init_checkpoint(cfg, args), bool(args.eval_only)),
         backbone=os.path.basename(args.cfg), mIoU=float(metrics["mIoU"]), mAcc=float(metrics["mAcc"]),
         aAcc=float(metrics["aAcc"]), iteration=iteration, checkpoint=args.eval_only or "")
     print(f"mIoU {metrics['mIoU']:.2f}, mAcc {metrics['mAcc']:.2f}, aAcc {metrics['aAcc']:.2f} -> {path}")
@@ -157,16 +158,19 @@ def run_config(args):
     cfg.merge_from_dict(overrides)
     init = init_checkpoint(cfg, args)
     if args.init:
-        cfg.model.backbone.init_checkpoint = None if args.init == "none" else args.init
+        cfg.model.backbone.init_checkpoint = None if args.init == NO_INIT else args.init
     if args.data_root:
         for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
             cfg[loader]["dataset"]["data_root"] = args.data_root
     cfg.work_dir = args.output_dir or cfg.get("work_dir") or os.path.join("runs", "seg", os.path.splitext(os.path.basename(args.cfg))[0])
     resume = last_checkpoint(cfg.work_dir) if args.resume == "auto" else args.resume
-    if not init and not resume and not args.eval_only:
-        found = f", and --resume auto found no checkpoint in {cfg.work_dir}" if args.resume == "auto" else ""
-        raise UserError(f"no initial checkpoint was given{found}: pass --init CHECKPOINT (an MAE checkpoint), or "
-                        f"--init none to train from random weights")
+    if args.eval_only == "auto":  # a bare --eval-only: the work dir's last checkpoint
+        args.eval_only = last_checkpoint(cfg.work_dir)
+        if not args.eval_only:
+            raise UserError(f"--eval-only found no checkpoint to evaluate (no {os.path.join(cfg.work_dir, 'last_checkpoint')}): "
+                            f"pass --eval-only CHECKPOINT")
+    if not args.eval_only:
+        require_start(init, bool(resume), args.resume, cfg.work_dir)
     if args.amp:
         apply_amp(cfg)
     if resume:

@@ -12,8 +12,9 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+# the tools the tests start import this checkout's packages, whichever checkout the environment's
+# editable install points to (pytest's pythonpath does the same for the tests themselves)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (ROOT, os.environ.get("PYTHONPATH"))))
 
 
 @pytest.fixture(autouse=True)

@@ -68,7 +68,7 @@ def test_linear_probe_on_frozen_features_beats_chance(mae_checkpoint, cls_data, 
 
 
 def test_transfer_modes_need_a_checkpoint(cls_data, tmp_path):
-    with pytest.raises(UserError, match="no --init checkpoint was given: pass --init CHECKPOINT"):
+    with pytest.raises(UserError, match="no initial checkpoint was given: pass --init CHECKPOINT"):
         ClsTrainer(cls_cfg(tmp_path, cls_data["imagenet"]))
 
 
@@ -81,7 +81,7 @@ def test_scratch_training_keeps_and_evaluates_an_ema(cls_data, tmp_path):
     assert ckpt["ema"].keys() == ckpt["model"].keys()
     assert any(not torch.equal(ckpt["ema"][k], ckpt["model"][k]) for k in ckpt["model"])
     assert top1 == trainer.evaluate()[0]  # evaluate() reads the EMA weights
-    assert read_rows(tmp_path / "cls.csv")[-1]["pretrain_checkpoint"] == "none (scratch)"
+    assert read_rows(tmp_path / "cls.csv")[-1]["pretrain_checkpoint"] == "none"
 
 
 def test_eval_every_validates_every_nth_epoch_and_the_last(cls_data, tmp_path):

@@ -17,9 +17,7 @@ from common.errors import UserError
 from det.train import build_config, checked_checkpoint
 from pretrain import build_mae
 from reproduction.toy_data import write_coco
-
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import train_det  # noqa: E402
+from tools import train_det
 
 TINY_DET_MAE = dict(patch_size=8, depth=4, img_size=64, decoder_depth=1, decoder_embed_dim=32, decoder_num_heads=4)
 

@@ -17,12 +17,14 @@ def test_values_split_on_top_level_commas_only():
     assert split_values("dict(a=1,b=[2,3])") == ["dict(a=1,b=[2,3])"]
 
 
-@pytest.mark.parametrize("tool, flags", [("seg", ["--work-dir", "R", "--results-csv", "C", "--resume", "auto"]),
-                                         ("det", ["--output-dir", "R", "--results-csv", "C", "--resume"]),
-                                         ("pretrain", ["--output-dir", "R", "--resume", "auto"])])
-def test_each_tool_gets_its_own_flags(tool, flags):
+@pytest.mark.parametrize("tool, script, flags", [
+    ("seg", "train_seg.py", ["--output-dir", "R", "--resume", "auto", "--results-csv", "C"]),
+    ("det", "train_det.py", ["--output-dir", "R", "--resume", "auto", "--results-csv", "C"]),
+    ("cls", "train_cls.py", ["--output-dir", "R", "--resume", "auto", "--results-csv", "C"]),
+    ("pretrain", "pretrain.py", ["--output-dir", "R", "--resume", "auto"])])
+def test_every_tool_gets_the_shared_flags(tool, script, flags):
     cmd = command(tool, f"{tool}/x.py", "R", "C", ["a.b=1"], ["--init", "ck.pth"], ["python"])
-    assert cmd[0] == "python" and cmd[1].endswith(("train_seg.py", "train_det.py", "pretrain.py"))
+    assert cmd[0] == "python" and cmd[1].endswith(os.path.join("tools", script))
     assert cmd[2:] == ["--cfg", f"{tool}/x.py", *flags, "a.b=1", "--init", "ck.pth"]
 
 

@@ -228,7 +228,7 @@ def cls_cli(cls_sets, out, *extra):
 
 def test_transfer_without_a_checkpoint_to_start_from_is_refused(cls_sets, tmp_path):
     line = user_error(*cls_cli(cls_sets, tmp_path, "--resume", "auto"))
-    assert "no --init checkpoint was given, and --resume auto found no" in line and "checkpoint-last.pth" in line
+    assert "no initial checkpoint was given, and --resume auto found no" in line and "checkpoint-last.pth" in line
     assert "--init none" in line and not (tmp_path / "results.csv").exists()
 
 

@@ -33,7 +33,6 @@ import tempfile
 import time
 import traceback
 
-import _bootstrap  # noqa: F401  (puts the repository root on sys.path)
 
 from common.cli import resolve_config_path
 
@@ -149,7 +148,7 @@ def flops_per_call(fn):
 # -- pretrain ----------------------------------------------------------------------------------------
 def part_pretrain(part):
     import torch
-    from bench_pretrain import hf_peer, mae_step
+    from pretrain.bench import hf_peer, mae_step
 
     from pretrain import build_mae
 
@@ -204,7 +203,7 @@ def part_pretrain(part):
 def compile_trial(part, name, state, imgs, noise, autocast, warmup, repeats):
     """torch.compile of the whole MAE: compile time, speed, and the loss of the same batch as eager."""
     import torch
-    from bench_pretrain import mae_step
+    from pretrain.bench import mae_step
 
     from pretrain import build_mae
 
@@ -225,7 +224,7 @@ def compile_trial(part, name, state, imgs, noise, autocast, warmup, repeats):
 
 def table2(part, autocast, warmup, repeats, batch):
     import torch
-    from bench_pretrain import mae_step
+    from pretrain.bench import mae_step
 
     from pretrain import build_mae
 
@@ -291,7 +290,7 @@ def part_data(part, work):
     """Both data backends' pre-training loaders: pil (workers decode and crop) and gpu (workers read the bytes,
     the part's device decodes and crops)."""
     import torch
-    from bench_data import generated_jpegs, loader_images_per_s
+    from pretrain.bench import generated_jpegs, loader_images_per_s
 
     cores = os.cpu_count()
     count, batch = (24, 4) if part.quick else (3000, 64)

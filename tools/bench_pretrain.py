@@ -14,45 +14,13 @@ import contextlib
 import csv
 import os
 import platform
-import re
 import statistics
 import time
 
-import _bootstrap  # noqa: F401
 import torch
 
-from backbones.checkpoint import official_to_hf_vitmae
+from pretrain.bench import hf_peer, mae_step
 from pretrain import build_mae
-
-
-def hf_peer(ours, norm_pix_loss):
-    from transformers import ViTMAEConfig, ViTMAEForPreTraining
-
-    dec = ours.decoder_blocks[0]
-    cfg = ViTMAEConfig(hidden_size=ours.embed_dim, num_hidden_layers=ours.depth, num_attention_heads=ours.num_heads,
-                       intermediate_size=4 * ours.embed_dim, image_size=ours.grid_size[0] * ours.patch_size,
-                       patch_size=ours.patch_size, decoder_hidden_size=ours.decoder_embed.out_features,
-                       decoder_num_hidden_layers=len(ours.decoder_blocks), decoder_num_attention_heads=dec.attn.num_heads,
-                       decoder_intermediate_size=4 * ours.decoder_embed.out_features, layer_norm_eps=1e-6,
-                       norm_pix_loss=norm_pix_loss, mask_ratio=0.75, attn_implementation="sdpa")
-    peer = ViTMAEForPreTraining(cfg)
-    state = official_to_hf_vitmae(ours.state_dict())
-    if not set(state) <= set(peer.state_dict()):  # transformers >= 5 renamed the layers' parameters
-        state = {_transformers5_name(key): value for key, value in state.items()}
-    peer.load_state_dict(state, strict=True)
-    return peer
-
-
-_TRANSFORMERS5_RENAMES = [(r"^vit\.encoder\.layer\.", "vit.layers."), (r"attention\.attention\.query", "attention.q_proj"),
-                          (r"attention\.attention\.key", "attention.k_proj"), (r"attention\.attention\.value", "attention.v_proj"),
-                          (r"attention\.output\.dense", "attention.o_proj"), (r"intermediate\.dense", "mlp.fc1"),
-                          (r"\.output\.dense", ".mlp.fc2")]
-
-
-def _transformers5_name(key):
-    for pattern, new in _TRANSFORMERS5_RENAMES:
-        key = re.sub(pattern, new, key)
-    return key
 
 
 def cpu_name():
@@ -81,30 +49,6 @@ def time_steps(steps_by_name, repeats, warmup):
 def autocast_for(precision, device):
     """A factory of the autocast context of a precision ("bf16" or "fp32")."""
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
-
-
-def mae_step(model, imgs, noise, autocast, is_hf=False):
-    """-> (step, forward_backward): one training step as the trainer runs it (forward + backward +
-    fused AdamW; it waits for the GPU, so a timer around it times the whole step) and the forward +
-    backward alone (for FLOP counting); both return the loss. autocast: a context factory."""
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.95),
-                            weight_decay=0.05, fused=True)
-
-    def forward_backward():
-        with autocast():
-            loss = model(pixel_values=imgs, noise=noise).loss if is_hf else model(imgs, mask_ratio=0.75, noise=noise)[0]
-        loss.backward()
-        return loss
-
-    def step():
-        loss = forward_backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if imgs.is_cuda:
-            torch.cuda.synchronize()
-        return loss
-
-    return step, forward_backward
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 
-import _bootstrap  # noqa: F401  (puts the repository root on sys.path)
 
 from reproduction.toy_data import write_ade20k, write_classification_sets, write_coco, write_image_folder
 

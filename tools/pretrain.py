@@ -8,16 +8,17 @@
 import os
 import sys
 
-import _cli
+from common import cli
+
+REFUSED = {"--init": "pre-training starts from random weights (continue a run with --resume)",
+           "--eval-only": "pre-training is judged by its transfers (tools/train_cls.py --eval-only) and its "
+                          "reconstruction figures (tools/visualize_mae.py)",
+           "--results-csv": "pre-training writes log.csv and summary.json in OUTPUT_DIR"}
 
 
 def main(argv: list[str]) -> None:
-    parser = _cli.ArgumentParser(description=__doc__)
-    parser.add_argument("--cfg", required=True, help="config file (path or name under configs/)")
+    parser = cli.training_parser(__doc__, refused=REFUSED)
     parser.add_argument("--data", help="image folder or file list (overrides the config's data)")
-    parser.add_argument("--output-dir", help="where checkpoints, logs and figures go")
-    parser.add_argument("--resume", help="a checkpoint, or 'auto' for OUTPUT_DIR/checkpoint-last.pth if present")
-    parser.add_argument("overrides", nargs="*", help="config overrides: key=value (e.g. epochs=10 model_overrides.decoder_depth=1)")
     args = parser.parse_intermixed_args(argv)
     overrides = list(args.overrides)
     if args.data:
@@ -28,13 +29,13 @@ def main(argv: list[str]) -> None:
     from pretrain.config import PretrainConfig
     from pretrain.engine import Trainer
 
-    with _cli.setup_checks():
-        trainer = Trainer(load_config(_cli.resolve_config_path(args.cfg), PretrainConfig, overrides), resume=args.resume)
-    _cli.ResumePoint.find = lambda: trainer.last_path if os.path.isfile(trainer.last_path) else None
+    with cli.setup_checks():
+        trainer = Trainer(load_config(cli.resolve_config_path(args.cfg), PretrainConfig, overrides), resume=args.resume)
+    cli.ResumePoint.find = lambda: trainer.last_path if os.path.isfile(trainer.last_path) else None
     trainer.train()
     print(f"outputs in {os.path.abspath(trainer.cfg.output_dir)} (checkpoint-last.pth, log.csv, summary.json, "
           f"tensorboard/, figures/)")
 
 
 if __name__ == "__main__":
-    sys.exit(_cli.run(main))
+    sys.exit(cli.run(main))

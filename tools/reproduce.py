@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import _bootstrap  # noqa: F401  (puts the repository root on sys.path)
 
 from common import slurm
 from reproduction.paper_tables import TABLES

@@ -14,7 +14,7 @@ time limit nears or the job is preempted.
 import os
 import sys
 
-import _cli
+from common import cli
 
 
 def main(argv: list[str]) -> None:
@@ -22,7 +22,7 @@ def main(argv: list[str]) -> None:
     if "--" in argv:
         at = argv.index("--")
         argv, command = argv[:at], argv[at + 1:]
-    parser = _cli.ArgumentParser(description=__doc__)
+    parser = cli.ArgumentParser(description=__doc__)
     from common import slurm
 
     slurm.add_arguments(parser)
@@ -32,4 +32,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(_cli.run(main))
+    sys.exit(cli.run(main))

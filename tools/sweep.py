@@ -15,7 +15,7 @@ seg, pretrain) unless --tool names it. KEY=V1,V2,... is one axis of the grid (co
 belong to the value); KEY=V (one value) applies to every run. Arguments after `--` go to every run.
 Each run has its folder OUT/<key=value,...> (the grid's keys only); a run whose command exited 0 is
 marked done (SWEEP_DONE in its folder) and skipped from then on; every other run is launched with the
-tool's own resume flag, which continues from the run's last checkpoint when it has one.
+`--resume auto`, which continues from the run's last checkpoint when it has one.
 """
 import argparse
 import csv
@@ -26,10 +26,9 @@ import shlex
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOLS = ("cls", "det", "seg", "pretrain")
-METRICS = {"cls": ("top1", "top5"), "det": ("ap_box", "ap_mask"), "seg": ("mIoU", "mAcc", "aAcc"),
-           "pretrain": ("loss",)}
+from common.project import ROOT, TOOLS, tool_path
+
+SWEPT = ("cls", "det", "seg", "pretrain")  # the tools with a config to sweep over (the dVAE takes flags)
 DONE = "SWEEP_DONE"
 
 
@@ -59,7 +58,7 @@ def parse_grid(items, parser):
 
 def infer_tool(cfg, parser):
     parts = os.path.normpath(cfg).split(os.sep)
-    folders = [p for p in parts[:-1] if p in TOOLS]
+    folders = [p for p in parts[:-1] if p in SWEPT]
     if not folders:
         parser.error(f"cannot tell the tool from {cfg!r} (not under configs/cls, det, seg or pretrain): pass --tool")
     return folders[-1]
@@ -71,19 +70,12 @@ def run_name(assignment):
 
 
 def command(tool, cfg, run_dir, results_csv, overrides, extra, launcher):
-    """The tool's command line for one run, with its resume flag (a fresh run resumes nothing)."""
-    script = os.path.join(ROOT, "tools", {"cls": "train_cls.py", "det": "train_det.py", "seg": "train_seg.py",
-                                          "pretrain": "pretrain.py"}[tool])
-    args = [script, "--cfg", cfg]
-    if tool == "cls":
-        args += ["--output-dir", run_dir, "--resume", "auto", *overrides, f"results_csv={results_csv!r}"]
-    elif tool == "pretrain":
-        args += ["--output-dir", run_dir, "--resume", "auto", *overrides]
-    elif tool == "seg":
-        args += ["--work-dir", run_dir, "--results-csv", results_csv, "--resume", "auto", *overrides]
-    else:
-        args += ["--output-dir", run_dir, "--results-csv", results_csv, "--resume", *overrides]
-    return [*launcher, *args, *extra]
+    """The tool's command line for one run, resuming its last checkpoint (a fresh run resumes nothing);
+    every tool takes the same options (common/cli.training_parser)."""
+    args = [tool_path(TOOLS[tool].script), "--cfg", cfg, "--output-dir", run_dir, "--resume", "auto"]
+    if TOOLS[tool].results_csv:
+        args += ["--results-csv", results_csv]
+    return [*launcher, *args, *overrides, *extra]
 
 
 def last_rows(path):
@@ -112,9 +104,9 @@ def tabulate(tool, grid_keys, runs, out):
             "unfinished" if os.path.isdir(run_dir) else "not started")
         found = pretrain_row(run_dir) if tool == "pretrain" else results.get(os.path.abspath(run_dir), {})
         row = dict(assignment)
-        row.update(status=status, **{m: found.get(m, "") for m in METRICS[tool]}, run_dir=run_dir)
+        row.update(status=status, **{m: found.get(m, "") for m in TOOLS[tool].metrics}, run_dir=run_dir)
         rows.append(row)
-    fields = [*grid_keys, "status", *METRICS[tool], "run_dir"]
+    fields = [*grid_keys, "status", *TOOLS[tool].metrics, "run_dir"]
     with open(os.path.join(out, "summary.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fields)
         writer.writeheader()
@@ -130,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cfg", required=True, help="config (path or name under configs/)")
     parser.add_argument("--out", required=True, help="sweep folder: one folder per run, results.csv, summary.csv")
-    parser.add_argument("--tool", choices=TOOLS, help="default: the config's folder under configs/")
+    parser.add_argument("--tool", choices=SWEPT, help="default: the config's folder under configs/")
     parser.add_argument("--launcher", default=sys.executable,
                         help="command that runs a tool script (default: this Python; e.g. 'torchrun --nproc_per_node 8')")
     parser.add_argument("--table-only", action="store_true", help="tabulate the runs, launch nothing")

@@ -13,50 +13,39 @@ results.csv in the run's folder (the output dir, or the evaluated checkpoint's f
 import os
 import sys
 
-import _cli
+from common import cli
 
 
 def main(argv: list[str]) -> None:
-    parser = _cli.ArgumentParser(description=__doc__)
-    parser.add_argument("--cfg", required=True, help="config file (path or name under configs/)")
-    parser.add_argument("--init", help="MAE checkpoint to start from (tools/pretrain.py's, an official one, or a "
-                                       "transformers ViTMAE save_pretrained folder); 'none' trains from random weights")
+    parser = cli.training_parser(__doc__)
     parser.add_argument("--dataset", help="imagenet, inat2017, inat2018, inat2019, places205 or places365")
     parser.add_argument("--data-root")
     parser.add_argument("--mode", choices=("finetune", "linprobe", "partial", "scratch"))
     parser.add_argument("--blocks", type=float, help="partial: blocks to tune (0.5 = the MLP half of the last)")
-    parser.add_argument("--output-dir")
-    parser.add_argument("--resume", help="a checkpoint, or 'auto' for OUTPUT_DIR/checkpoint-last.pth if present")
-    parser.add_argument("--eval-only", nargs="?", const="", metavar="CHECKPOINT",
-                        help="evaluate a checkpoint (or the --resume one) and record it: one of tools/train_cls.py "
-                             "or an official fine-tuned one (mae_finetuned_vit_base.pth ...)")
-    parser.add_argument("--results-csv", help="where the result row goes (default: RUN_DIR/results.csv)")
-    parser.add_argument("overrides", nargs="*", help="config overrides: key=value")
     args = parser.parse_intermixed_args(argv)
     overrides = [f"{key}={value!r}" for key, value in (("init", args.init), ("dataset", args.dataset),
                                                        ("data_root", args.data_root), ("mode", args.mode),
                                                        ("blocks", args.blocks), ("output_dir", args.output_dir),
                                                        ("results_csv", args.results_csv))
                  if value is not None]
-    resume = args.eval_only or args.resume
-    if args.eval_only is not None and (not resume or resume == "auto"):
-        raise _cli.UserError("--eval-only needs the checkpoint to evaluate: --eval-only CHECKPOINT")
+    # --eval-only CKPT evaluates CKPT; a bare one the --resume checkpoint, else the output dir's last one
+    resume = args.eval_only if args.eval_only not in (None, "auto") else (args.resume or args.eval_only)
 
     from cls_transfer.config import load_cls_config
     from cls_transfer.engine import ClsTrainer
 
-    with _cli.setup_checks():
-        cfg = load_cls_config(_cli.resolve_config_path(args.cfg), overrides + list(args.overrides))
+    with cli.setup_checks():
+        cfg = load_cls_config(cli.resolve_config_path(args.cfg), overrides + list(args.overrides))
         trainer = ClsTrainer(cfg, resume=resume, eval_only=args.eval_only is not None)
     if args.eval_only is not None:
         top1, top5 = trainer.evaluate()
-        trainer.record_result(top1, top5, trainer.start_epoch, run_dir=os.path.dirname(os.path.abspath(resume)))
+        trainer.record_result(top1, top5, trainer.start_epoch, run_dir=os.path.dirname(os.path.abspath(trainer.checkpoint_path)))
         print(f"top-1 {top1:.3f} top-5 {top5:.3f}")
         return
-    _cli.ResumePoint.find = lambda: trainer.last_path if os.path.isfile(trainer.last_path) else None
+    cli.ResumePoint.find = lambda: trainer.last_path if os.path.isfile(trainer.last_path) else None
     trainer.train()
     print(f"outputs in {os.path.abspath(cfg.output_dir)} (checkpoint-last.pth, log.csv, tensorboard/)")
 
 
 if __name__ == "__main__":
-    sys.exit(_cli.run(main))
+    sys.exit(cli.run(main))

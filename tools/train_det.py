@@ -7,7 +7,7 @@
       --machine-rank $RANK --dist-url tcp://$HEAD:29500
   .venv/bin/python tools/train_det.py --cfg ... --output-dir runs/det_b --resume auto   # continue the last checkpoint
   .venv/bin/python tools/train_det.py --cfg ... --num-processes 2   # without GPUs: 2 CPU processes (gloo)
-  .venv/bin/python tools/train_det.py --cfg ... --eval-only runs/det_b/model_final.pth
+  .venv/bin/python tools/train_det.py --cfg ... --eval-only runs/det_b/model_final.pth   # or --eval-only init: as --init leaves it
   .venv/bin/python tools/train_det.py --cfg det/mask_rcnn_vit_tiny.py \
       --dataset toy_coco_train=data/toy/coco/annotations/instances_train.json:data/toy/coco/train \
       --dataset toy_coco_val=data/toy/coco/annotations/instances_val.json:data/toy/coco/val
@@ -18,29 +18,19 @@ appends a row to --results-csv (default: results.csv in the run's output dir).
 import os
 import sys
 
-import _cli
+from common import cli
 
 
 def parse_args(argv):
-    parser = _cli.ArgumentParser(description=__doc__)
-    parser.add_argument("--cfg", required=True, help="LazyConfig file (path or name under configs/)")
-    parser.add_argument("--init", help="MAE checkpoint for the backbone (tools/pretrain.py's or an official one); "
-                                       "'none' trains from random weights")
-    parser.add_argument("--output-dir")
-    parser.add_argument("--resume", nargs="?", const="auto", type=_cli.resume_value, metavar="auto|CHECKPOINT",
-                        help="continue from the output dir's last checkpoint (auto, the default) or from CHECKPOINT")
-    parser.add_argument("--eval-only", metavar="CHECKPOINT",
-                        help="evaluate a checkpoint and record it; 'init' evaluates the model as --init leaves it")
+    parser = cli.training_parser(__doc__)
     parser.add_argument("--data-root", help="folder holding coco/ (sets $DETECTRON2_DATASETS)")
     parser.add_argument("--dataset", action="append", default=[], metavar="NAME=JSON:IMAGES",
                         help="register a COCO-format json + image folder under NAME (repeatable)")
-    parser.add_argument("--num-gpus", "--num-processes", dest="num_gpus", type=_cli.number_in("[1, inf)"), default=1,
+    parser.add_argument("--num-gpus", "--num-processes", dest="num_gpus", type=cli.number_in("[1, inf)"), default=1,
                         help="processes per machine: one per GPU, or CPU processes (gloo) on a machine without CUDA")
     parser.add_argument("--num-machines", type=int, default=1)
     parser.add_argument("--machine-rank", type=int, default=0)
     parser.add_argument("--dist-url", default="auto")
-    parser.add_argument("--results-csv", help="where result rows go (default: OUTPUT_DIR/results.csv)")
-    parser.add_argument("overrides", nargs="*", help="LazyConfig overrides: dotted.key=value")
     return parser.parse_intermixed_args(argv)
 
 
@@ -54,4 +44,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(_cli.run(main))
+    sys.exit(cli.run(main))

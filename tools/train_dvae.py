@@ -14,7 +14,8 @@ import math
 import os
 import sys
 
-import _cli
+from common import cli
+
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
@@ -124,14 +125,20 @@ def train(model, optimizer, loader, paths, path, start, args, request, partial=N
     save_figure(model, next(iter(DataLoader(Images(paths[:8], args.input_size, args.input_size), 8))), os.path.join(args.output_dir, "reconstructions.png"))
 
 
+# the shared training options this tool has no use for (common/cli.py): its settings are the flags
+REFUSED = {"--cfg": "its settings are flags (see --help)", "overrides": "its settings are flags (see --help)",
+           "--init": "the dVAE trains from random weights (continue a run with --resume)",
+           "--eval-only": "the tokenizer is judged by its reconstructions (OUTPUT_DIR/reconstructions.png)",
+           "--results-csv": "the dVAE writes OUTPUT_DIR/log.csv"}
+
+
 def main(argv: list[str]) -> None:
-    parser = _cli.ArgumentParser(description=__doc__)
-    count, positive, fraction = _cli.number_in("[1, inf)"), _cli.number_in("(0, inf)", float), _cli.number_in("[0, inf)", float)
+    parser = cli.training_parser(__doc__, refused=REFUSED)
+    count, positive, fraction = cli.number_in("[1, inf)"), cli.number_in("(0, inf)", float), cli.number_in("[0, inf)", float)
     parser.add_argument("--data", required=True, help="image folder or file list (the pre-training images)")
-    parser.add_argument("--output-dir", required=True)
     parser.add_argument("--input-size", type=count, default=64, help="the MAE's input size (images are resized to it)")
     parser.add_argument("--crop-size", type=count, default=32, help="training crops (a multiple of 8)")
-    parser.add_argument("--vocab-size", type=_cli.number_in("[2, inf)"), default=512)
+    parser.add_argument("--vocab-size", type=cli.number_in("[2, inf)"), default=512)
     parser.add_argument("--n-hid", type=count, default=64, help="encoder width (DALL-E's: 256)")
     parser.add_argument("--blocks-per-group", type=count, default=1, help="DALL-E's: 2")
     parser.add_argument("--epochs", type=count, default=10)
@@ -140,11 +147,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--tau-start", type=positive, default=1.0)
     parser.add_argument("--tau-end", type=positive, default=1 / 16)
     parser.add_argument("--kl-weight", type=fraction, default=1e-3)
-    parser.add_argument("--num-workers", type=_cli.number_in("[0, inf)"), default=0)
+    parser.add_argument("--num-workers", type=cli.number_in("[0, inf)"), default=0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume", nargs="?", const="auto", type=_cli.resume_value, metavar="auto|CHECKPOINT",
-                        help="continue OUTPUT_DIR/dvae.pth if it exists (auto, the default) or CHECKPOINT")
     args = parser.parse_intermixed_args(argv)
+    if not args.output_dir:
+        parser.error("the following arguments are required: --output-dir")
 
     from backbones import check_same_model
     from common.checkpoint_files import CheckpointError, load_file
@@ -153,10 +160,10 @@ def main(argv: list[str]) -> None:
     from pretrain.data import list_images
     from pretrain.tokenizer import DiscreteVAE
 
-    with _cli.setup_checks():
+    with cli.setup_checks():
         paths = list_images(args.data)
     if args.crop_size % 8 or args.crop_size > args.input_size:
-        raise _cli.UserError(f"--crop-size {args.crop_size} must be a multiple of 8 (the encoder downsamples 8x) "
+        raise cli.UserError(f"--crop-size {args.crop_size} must be a multiple of 8 (the encoder downsamples 8x) "
                              f"and at most --input-size {args.input_size}")
     torch.manual_seed(args.seed)
     model = DiscreteVAE(n_hid=args.n_hid, n_blk_per_group=args.blocks_per_group, vocab_size=args.vocab_size)
@@ -174,15 +181,15 @@ def main(argv: list[str]) -> None:
         # within an epoch: as the stop's message said it
         where = f"epoch {start + 1}, iteration {partial['iteration']}" if partial else f"epoch {start}"
         print(f"[dvae] resumed from {resume} at {where}")
-    _cli.ResumePoint.find = lambda: path if os.path.isfile(path) else None
+    cli.ResumePoint.find = lambda: path if os.path.isfile(path) else None
     loader = DataLoader(Images(paths, args.input_size, args.crop_size), args.batch_size, shuffle=True, drop_last=True,
                         num_workers=args.num_workers, generator=torch.Generator().manual_seed(args.seed))
     if len(loader) == 0:
-        raise _cli.UserError(f"{len(paths)} images in {args.data} are fewer than one batch of {args.batch_size}")
+        raise cli.UserError(f"{len(paths)} images in {args.data} are fewer than one batch of {args.batch_size}")
     with owned_output_dir(args.output_dir), StopRequest() as request:
         train(model, optimizer, loader, paths, path, start, args, request, partial)
     print(f"[dvae] tokenizer: {path}")
 
 
 if __name__ == "__main__":
-    sys.exit(_cli.run(main))
+    sys.exit(cli.run(main))

@@ -16,25 +16,17 @@ Every finished run (after its final evaluation) and every --eval-only appends a 
 """
 import sys
 
-import _cli
+from common import cli
 
 
 def parse_args(argv):
-    parser = _cli.ArgumentParser(description=__doc__)
-    parser.add_argument("--cfg", required=True, help="mmengine config (path or name under configs/)")
-    parser.add_argument("--init", help="MAE checkpoint for the backbone (tools/pretrain.py's or an official one); "
-                                       "'none' trains from random weights")
+    parser = cli.training_parser(__doc__)
+    parser.add_argument("--work-dir", dest="output_dir", help="mmengine's name of --output-dir")
     parser.add_argument("--data-root", help="ADEChallengeData2016 folder (or one in the same layout)")
-    parser.add_argument("--output-dir", "--work-dir", dest="output_dir", help="mmengine's work_dir")
-    parser.add_argument("--resume", nargs="?", const="auto", type=_cli.resume_value, metavar="auto|CHECKPOINT",
-                        help="continue from the output dir's last checkpoint (auto, the default) or from CHECKPOINT")
     parser.add_argument("--amp", action="store_true", help="mixed precision (AmpOptimWrapper; GPUs)")
-    parser.add_argument("--eval-only", metavar="CHECKPOINT", help="evaluate a checkpoint and record it")
-    parser.add_argument("--results-csv", help="where result rows go (default: OUTPUT_DIR/results.csv)")
     parser.add_argument("--launcher", choices=("none", "pytorch", "slurm"),
                         help="how the processes were started (mmengine's launchers): pytorch (torchrun; the default "
                              "in processes torchrun started), slurm (srun, one task per process), none (one process)")
-    parser.add_argument("overrides", nargs="*", help="config overrides: dotted.key=value")
     parser.add_argument("--cfg-options", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="the same overrides in mmengine's form")
     return parser.parse_intermixed_args(argv)
@@ -48,4 +40,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(_cli.run(main))
+    sys.exit(cli.run(main))

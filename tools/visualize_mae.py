@@ -11,11 +11,11 @@ std) beside that target; a pixel-target model's shows a reconstruction in colour
 """
 import sys
 
-import _cli
+from common import cli
 
 
 def main(argv: list[str]) -> None:
-    parser = _cli.ArgumentParser(description=__doc__)
+    parser = cli.ArgumentParser(description=__doc__)
     parser.add_argument("checkpoint")
     parser.add_argument("images", nargs="+")
     parser.add_argument("--out", default="reconstruction.png")
@@ -41,15 +41,15 @@ def main(argv: list[str]) -> None:
     if not any(k.startswith("decoder_") for k in sd):
         kind = "a classification checkpoint (tools/train_cls.py)" if isinstance(ckpt, dict) and "classes" in ckpt \
             else "an encoder without the MAE decoder"
-        raise _cli.UserError(f"{args.checkpoint} is {kind}: reconstructions need a pre-training checkpoint with its "
+        raise cli.UserError(f"{args.checkpoint} is {kind}: reconstructions need a pre-training checkpoint with its "
                              f"decoder (tools/pretrain.py's, or an official mae_visualize_*.pth)")
-    with _cli.setup_checks():
+    with cli.setup_checks():
         if args.model:
             model, size = build_mae(args.model, img_size=args.input_size, target=args.target), args.input_size
         elif isinstance(ckpt, dict) and "config" in ckpt:
             model, size = build_model(ckpt["config"]), ckpt["config"]["input_size"]
         else:
-            raise _cli.UserError(f"{args.checkpoint} has no config (not written by tools/pretrain.py): pass --model")
+            raise cli.UserError(f"{args.checkpoint} has no config (not written by tools/pretrain.py): pass --model")
     report = load_state_dict(model, sd, source=args.checkpoint)
     print(f"{args.checkpoint}: {report.summary()}")
     transform = eval_transform(size)
@@ -60,4 +60,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(_cli.run(main))
+    sys.exit(cli.run(main))
