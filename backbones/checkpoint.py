@@ -80,7 +80,7 @@ def hf_vitmae_to_official(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
         if new is None:
             raise CheckpointError(f"unknown transformers ViTMAE key: {key}")
         out[new] = value
-    for hf_stack, stack in _HF_STACKS:  # separate q, k, v -> one qkv
+    for _hf_stack, stack in _HF_STACKS:  # separate q, k, v -> one qkv
         for prefix in sorted({m.group(0) for k in out if (m := re.match(rf"{stack}\.\d+\.attn\.", k))}):
             for kind in ("weight", "bias"):
                 parts = [out.pop(f"{prefix}{p}.{kind}") for p in ("query", "key", "value") if f"{prefix}{p}.{kind}" in out]

@@ -191,7 +191,7 @@ class ClsTrainer(TrainerBase):
         model = self.ema.module if self.ema is not None else self.model
         model.eval()
         counts = torch.zeros(3, dtype=torch.float64)
-        for imgs, targets, bad in self.val_loader:
+        for imgs, targets, _bad in self.val_loader:
             if imgs is None:
                 continue
             with autocast(self.device, self.precision):

@@ -201,7 +201,7 @@ def draw_mae_vs_baseline(cells, preset_name):
     if not pairs:
         return None
     fig, (measured, paper) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for i, (comp, mae, baseline, _, verdict) in enumerate(pairs):
+    for i, (_comp, mae, baseline, _, verdict) in enumerate(pairs):
         for dx, cell, color in ((-0.2, baseline, "tab:gray"), (0.2, mae, "tab:red")):
             measured.bar(i + dx, cell.measured, 0.4, **_look(verdict, color),
                          gid=f"Table {cell.table} {cell.column}: {cell.row}")

@@ -13,11 +13,12 @@ class MultiScaleNeck(BaseModule):
     Feature2Pyramid and BEiT's neck, normalises over the whole multi-GPU batch; tools/train_seg.py
     turns SyncBN into BN in a single-process run."""
 
-    def __init__(self, embed_dim, scales=(4, 2, 1, 0.5), norm_cfg=dict(type="SyncBN", requires_grad=True), init_cfg=None):
+    def __init__(self, embed_dim, scales=(4, 2, 1, 0.5), norm_cfg=None, init_cfg=None):
         super().__init__(init_cfg)
-        if norm_cfg["type"] not in NORMS:
-            raise ValueError(f"norm_cfg type must be one of {tuple(NORMS)}, got {norm_cfg['type']!r}")
-        self.resample = MultiScaleResample(embed_dim, scales, NORMS[norm_cfg["type"]])
+        norm = (norm_cfg or dict(type="SyncBN"))["type"]  # mmseg's Feature2Pyramid default: SyncBN
+        if norm not in NORMS:
+            raise ValueError(f"norm_cfg type must be one of {tuple(NORMS)}, got {norm!r}")
+        self.resample = MultiScaleResample(embed_dim, scales, NORMS[norm])
 
     def forward(self, inputs):
         return tuple(self.resample(list(inputs)))

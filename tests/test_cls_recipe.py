@@ -43,7 +43,7 @@ def test_tf_style_crop_draws_larger_boxes_than_torchvision():
     img = Image.new("RGB", (400, 200))
     tf_boxes = [crop.crop_box(400, 200) for _ in range(4000)]
     tv_boxes = [tv.get_params(img, tv.scale, tv.ratio) for _ in range(4000)]
-    assert all(0 <= t and 0 <= l and t + h <= 200 and l + w <= 400 for t, l, h, w in tf_boxes)
+    assert all(0 <= t and 0 <= left and t + h <= 200 and left + w <= 400 for t, left, h, w in tf_boxes)
     tf_area = sum(h * w for _, _, h, w in tf_boxes) / 4000 / (400 * 200)
     tv_area = sum(h * w for _, _, h, w in tv_boxes) / 4000 / (400 * 200)
     assert 0.44 < tf_area < 0.48 and 0.28 < tv_area < 0.33, (tf_area, tv_area)

@@ -104,7 +104,7 @@ def test_gradient_accumulation_equals_the_large_batch(images, tmp_path):
 
 def test_bad_images_fail_or_are_skipped_and_counted(images, tmp_path):
     data = tmp_path / "data"
-    broken = images_with_one_broken_file(data)
+    images_with_one_broken_file(data)
     with pytest.raises(Exception, match="cannot read image .*broken.png"):
         Trainer(tiny_cfg(str(data), tmp_path / "fail", epochs=1)).train()
     summary = Trainer(tiny_cfg(str(data), tmp_path / "skip", epochs=2, bad_images="skip")).train()

@@ -416,7 +416,8 @@ def test_ablations_dry_run_lists_the_graph_and_each_run_changes_only_its_setting
     lin = preset.runs["cls-imagenet-tiny-norm_pixel-mask0.1-lin-seed2"]
     ft = preset.runs["cls-imagenet-tiny-norm_pixel-mask0.1-seed1"]
     assert lin.deps == ft.deps == ("toy_data", "pretrain-tiny-norm_pixel-mask0.1")
-    assert "cls/linprobe_tiny_cpu.py" in lin.argv and "seed=2" in lin.argv and lin.argv[-1] == f"warmup_epochs={preset.scale.cls_epochs // 9}"
+    assert "cls/linprobe_tiny_cpu.py" in lin.argv and "seed=2" in lin.argv
+    assert lin.argv[-1] == f"warmup_epochs={preset.scale.cls_epochs // 9}"
     assert lin.out_dir == lin.argv[lin.argv.index("--output-dir") + 1] == os.path.join(
         str(tmp_path), "runs", "ablations", "cls-imagenet-tiny-norm_pixel-mask0.1-lin-seed2")
     assert "cls/tiny_cpu.py" in ft.argv and f"epochs={SCALES['tiny'].cls_epochs}" in ft.argv  # the tiny preset's recipe

@@ -247,6 +247,16 @@ def test_eval_only_records_the_evaluated_run_next_to_it(cls_sets, mae_encoder, t
     assert evaluated["pretrain_checkpoint"] == trained["pretrain_checkpoint"] == mae_encoder
     assert evaluated["run_dir"] == trained["run_dir"] == str(tmp_path / "run")
     assert evaluated["top1"] == trained["top1"] and not (tmp_path / "results").exists()
+    # a bare --eval-only evaluates the output dir's last checkpoint
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train_cls.py"), "--cfg", "cls/tiny_cpu.py",
+                             "--data-root", cls_sets["imagenet"], "--output-dir", str(tmp_path / "run"), "--eval-only",
+                             "num_workers=0", "input_size=32", "batch_size=8"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(tmp_path / "run" / "results.csv") as f:
+        *_, again = list(csv.DictReader(f))
+    assert again["top1"] == trained["top1"] and again["run_dir"] == str(tmp_path / "run")
+    line = user_error(*cls_cli(cls_sets, tmp_path / "empty", "--eval-only"))
+    assert "--eval-only found no checkpoint to evaluate" in line and "checkpoint-last.pth" in line
 
 
 def test_labels_outside_the_class_list_name_the_list_file(cls_sets, tmp_path):

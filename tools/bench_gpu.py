@@ -165,11 +165,11 @@ def part_pretrain(part):
             grid = model.grid_size[0] * model.grid_size[1]
 
             def inputs(b):
-                return torch.randn(b, 3, size, size, device=part.device), torch.rand(b, grid, device=part.device)
+                return torch.randn(b, 3, size, size, device=part.device), torch.rand(b, grid, device=part.device)  # noqa: B023
 
             def try_batch(b):
                 part.reset_memory()
-                mae_step(model, *inputs(b), autocast)[0]()
+                mae_step(model, *inputs(b), autocast)[0]()  # noqa: B023
                 part.sync()
 
             batch = largest_batch(part, candidates, try_batch)

@@ -122,7 +122,8 @@ def train(model, optimizer, loader, paths, path, start, args, request, partial=N
                   codes_used=codes_used)
         print(f"[dvae] epoch {epoch + 1}/{args.epochs}: loss {totals[0] / totals[2]:.4f}, "
               f"mse {totals[1] / totals[2]:.4f}, tau {tau:.3f}, {codes_used} codes used in the last batch")
-    save_figure(model, next(iter(DataLoader(Images(paths[:8], args.input_size, args.input_size), 8))), os.path.join(args.output_dir, "reconstructions.png"))
+    first_images = next(iter(DataLoader(Images(paths[:8], args.input_size, args.input_size), 8)))
+    save_figure(model, first_images, os.path.join(args.output_dir, "reconstructions.png"))
 
 
 # the shared training options this tool has no use for (common/cli.py): its settings are the flags
