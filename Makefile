@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 SETUP_STAMP := .venv/.setup-stamp
 
-.PHONY: setup demo test test-fast bench
+.PHONY: setup demo test test-fast lint bench
 setup:
 	@bash scripts/setup.sh
 
@@ -10,9 +10,14 @@ setup:
 demo: setup
 	$(PY) tools/reproduce.py --preset tiny --out demo_output --jobs 2
 
-# Everything, slow tests included (CI runs this).
-test: setup
+# Everything, slow tests included (CI runs this): the static checks first, then the suite.
+test: setup lint
 	$(PY) -m pytest -q tests
+
+# ruff and mypy, configured in pyproject.toml.
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 # The quick subset for development.
 test-fast: setup
