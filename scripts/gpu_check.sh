@@ -42,7 +42,8 @@ if [[ -d $WHEELS ]]; then
     $PY -m zipfile -e $WHEELS/sal_detectron2-*.whl $SITE  # a cp310 tag pip refuses; its Python is what is used
     rm -rf $SITE/tools $SITE/tests                        # top-level packages that would shadow the project's
 fi
-export PYTHONPATH=$SITE PYTHONUNBUFFERED=1
+# the project from this checkout (not pip-installed here) and the wheels above
+export PYTHONPATH=$SITE:$PWD PYTHONUNBUFFERED=1
 
 # mmcv's compiled CPU ops (all UperNet needs), built on the CPUs while the GPU parts run
 build_mmcv() {
