@@ -1,4 +1,5 @@
 """Classification-transfer settings: one dataclass; configs/cls/*.py instantiate it."""
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from common.config import load_config
@@ -67,5 +68,5 @@ def _classifier_class():
     return ViTClassifier
 
 
-def load_cls_config(path, overrides=()):
+def load_cls_config(path: str, overrides: Sequence[str] = ()) -> ClsConfig:
     return load_config(path, ClsConfig, overrides)

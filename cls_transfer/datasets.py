@@ -1,6 +1,8 @@
 """Classification datasets in their published layouts (LAYOUTS), with `classes` on each."""
 import json
 import os
+from collections.abc import Callable
+from typing import Any
 
 from torch.utils.data import Dataset
 
@@ -27,19 +29,20 @@ class ClassificationDataset(Dataset):
     the loader's collate counts (the pre-training policy), "fail" raises with the path. With a
     common.gpu_data.GpuTransform (data_backend="gpu") the images stay encoded, their views drawn."""
 
-    def __init__(self, samples, classes, transform=None, bad_images="fail"):
+    def __init__(self, samples: list[tuple[str, int]], classes: list[str], transform: Callable[[Any], Any] | None = None,
+                 bad_images: str = "fail") -> None:
         if bad_images not in ("fail", "skip"):
             raise ValueError(f"bad_images must be 'fail' or 'skip', got {bad_images!r}")
         self.samples, self.classes, self.transform, self.bad_images = samples, classes, transform, bad_images
 
     @property
-    def targets(self):
+    def targets(self) -> list[int]:
         return [label for _, label in self.samples]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> tuple[Any, int] | BadImageError:
         path, label = self.samples[index]
         try:
             img = read_encoded(path) if isinstance(self.transform, GpuTransform) else read_image(path)
@@ -50,7 +53,8 @@ class ClassificationDataset(Dataset):
         return (self.transform(img) if self.transform else img), label
 
 
-def build_dataset(name, root, split, transform=None, bad_images="fail"):
+def build_dataset(name: str, root: str, split: str, transform: Callable[[Any], Any] | None = None,
+                  bad_images: str = "fail") -> ClassificationDataset:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose from {DATASETS}")
     if split not in SPLITS:
@@ -64,13 +68,13 @@ def build_dataset(name, root, split, transform=None, bad_images="fail"):
     return ClassificationDataset(samples, classes, transform, bad_images)
 
 
-def _need(name, path):
+def _need(name: str, path: str) -> str:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{name}: missing {path}; expected layout: {LAYOUTS[name]}")
     return path
 
 
-def _imagenet(name, root, split):
+def _imagenet(name: str, root: str, split: str) -> tuple[list[tuple[str, int]], list[str]]:
     """Classes are the train folder's class folders (sorted), so train and val labels agree."""
     train_folder = _need(name, os.path.join(root, "train"))
     classes = sorted(d.name for d in os.scandir(train_folder) if d.is_dir())
@@ -87,7 +91,7 @@ def _imagenet(name, root, split):
     return samples, classes
 
 
-def _inaturalist(name, root, split):
+def _inaturalist(name: str, root: str, split: str) -> tuple[list[tuple[str, int]], list[str]]:
     """Category ids -> labels 0..C-1 by sorted id, from the train json, so train and val agree."""
     year = name[len("inat"):]
     with open(_need(name, os.path.join(root, f"train{year}.json"))) as f:
@@ -97,7 +101,7 @@ def _inaturalist(name, root, split):
     with open(_need(name, os.path.join(root, f"{split}{year}.json"))) as f:
         meta = json.load(f)
     file_of = {img["id"]: img["file_name"] for img in meta["images"]}
-    samples = []
+    samples: list[tuple[str, int]] = []
     for ann in meta["annotations"]:
         if ann["category_id"] not in label_of:
             raise UserError(f"{name}: {os.path.join(root, f'{split}{year}.json')} annotation {ann.get('id')} has "
@@ -110,9 +114,9 @@ def _inaturalist(name, root, split):
     return samples, [c["name"] for c in categories]
 
 
-def _read_list(name, path):
+def _read_list(name: str, path: str) -> list[tuple[str, int]]:
     """`PATH LABEL` lines; the path may hold spaces (the label is the last word)."""
-    rows = []
+    rows: list[tuple[str, int]] = []
     with open(_need(name, path)) as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
@@ -124,19 +128,19 @@ def _read_list(name, path):
     return rows
 
 
-def _check_labels(name, path, rows, classes):
+def _check_labels(name: str, path: str, rows: list[tuple[str, int]], classes: list[str]) -> None:
     for item, label in rows:
         if not 0 <= label < len(classes):
             raise UserError(f"{name}: {path} gives {item} the label {label}, outside the {len(classes)} classes "
                             f"(0-{len(classes) - 1}) of the train split")
 
 
-def _places205(name, root, split):
+def _places205(name: str, root: str, split: str) -> tuple[list[tuple[str, int]], list[str]]:
     images = os.path.join(root, "data", "vision", "torralba", "deeplearning", "images256")
     list_file = os.path.join(root, "trainvalsplit_places205", f"{split}_places205.csv")
     rows = _read_list(name, list_file)
     train_rows = rows if split == "train" else _read_list(name, os.path.join(root, "trainvalsplit_places205", "train_places205.csv"))
-    names = {}
+    names: dict[int, str] = {}
     for path, label in train_rows:  # the class name is the folder below the letter, e.g. a/abbey
         if label < 0:
             raise UserError(f"{name}: the train list gives {path} the negative label {label}")
@@ -146,7 +150,7 @@ def _places205(name, root, split):
     return [(os.path.join(images, p.lstrip("/")), label) for p, label in rows], classes
 
 
-def _places365(name, root, split):
+def _places365(name: str, root: str, split: str) -> tuple[list[tuple[str, int]], list[str]]:
     categories = _read_list(name, os.path.join(root, "categories_places365.txt"))
     classes = [c.lstrip("/") for c, _ in sorted(categories, key=lambda c: c[1])]
     list_file = os.path.join(root, "places365_train_standard.txt" if split == "train" else "places365_val.txt")

@@ -1,7 +1,10 @@
 """Fine-tuning, linear probing, partial fine-tuning and training from scratch, with timm's
 augmentation, mixup/cutmix, soft-target losses, the official LARS and EMA; DDP through torchrun."""
+from __future__ import annotations
+
 import dataclasses
 import os
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -19,16 +22,20 @@ from common.gpu_data import data_loader
 from common.results import record_result
 from common.training import CsvLog, ResumableSampler, TrainerBase, autocast, plain
 
+from .config import ClsConfig
 from .datasets import build_dataset
 from .lars import LARS
 from .models import accuracy, build_classifier, load_pretrained, set_trainable
 from .transforms import transforms_for
 
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
+
 
 class ClsTrainer(TrainerBase):
     tag = "cls"
 
-    def __init__(self, cfg, resume=None, eval_only=False):
+    def __init__(self, cfg: ClsConfig, resume: str | None = None, eval_only: bool = False) -> None:
         """resume: a checkpoint or 'auto'; eval_only: it is only evaluated, so it may also be an
         official fine-tuned one (mae_finetuned_vit_*.pth)."""
         self.setup(cfg)
@@ -68,7 +75,7 @@ class ClsTrainer(TrainerBase):
         if cfg.mode != "linprobe" and (cfg.mixup > 0 or cfg.cutmix > 0):
             self.mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.smoothing,
                                num_classes=self.num_classes)
-            self.criterion = SoftTargetCrossEntropy()
+            self.criterion: nn.Module = SoftTargetCrossEntropy()
         elif cfg.smoothing > 0 and cfg.mode != "linprobe":
             self.criterion = LabelSmoothingCrossEntropy(cfg.smoothing)
         else:
@@ -79,7 +86,7 @@ class ClsTrainer(TrainerBase):
             self.load(resume_path, resume_ckpt, eval_only)
         self.ddp = DistributedDataParallel(self.model) if self.world > 1 else self.model
 
-    def build_optimizer(self):
+    def build_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.cfg
         if cfg.optimizer == "lars":  # the official LARS: 1-D parameters get neither weight decay nor adaptation
             params = [p for p in self.model.parameters() if p.requires_grad]
@@ -92,7 +99,7 @@ class ClsTrainer(TrainerBase):
                                  betas=tuple(cfg.betas), fused=True)
 
     # -- state -----------------------------------------------------------------------------------
-    def load(self, path, ckpt, eval_only=False):
+    def load(self, path: str, ckpt: object, eval_only: bool = False) -> None:
         if eval_only and isinstance(ckpt, dict) and "classes" not in ckpt:
             return self.load_official(path, ckpt)
         if not isinstance(ckpt, dict) or "classes" not in ckpt:
@@ -110,7 +117,7 @@ class ClsTrainer(TrainerBase):
             self.ema.module.load_state_dict(ckpt["ema"])
         self.resume_position(path, ckpt)
 
-    def load_official(self, path, ckpt):
+    def load_official(self, path: str, ckpt: dict[str, Any]) -> None:
         """An official fine-tuned checkpoint ({'model': ...}, its command line under 'args'), mapped as
         strictly as --init: its head has this dataset's classes, and every other key fits the model."""
         sd = state_dict_of(ckpt, path)
@@ -129,7 +136,7 @@ class ClsTrainer(TrainerBase):
         # the official main_finetune.py names its pre-trained checkpoint --finetune
         self.pretrain_checkpoint = getattr(ckpt.get("args"), "finetune", "") or ""
 
-    def state(self, epoch):
+    def state(self, epoch: int) -> dict[str, Any]:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scaler": self.scaler.state_dict(), "epoch": epoch, "skipped_images": self.skipped,
                  "config": plain(dataclasses.asdict(self.cfg)), "classes": list(self.train_set.classes)}
@@ -138,7 +145,7 @@ class ClsTrainer(TrainerBase):
         return state
 
     # -- loops -----------------------------------------------------------------------------------
-    def fit(self):
+    def fit(self) -> tuple[float, float]:
         cfg = self.cfg
         writer = csv_log = None
         if self.is_main:
@@ -155,7 +162,7 @@ class ClsTrainer(TrainerBase):
             evaluated = (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs
             top1, top5 = self.evaluate() if evaluated else (None, None)
             self.save(epoch + 1)
-            if self.is_main:
+            if writer is not None and csv_log is not None:  # the main process's
                 if evaluated:
                     writer.add_scalar("val/top1", top1, epoch + 1)
                     writer.add_scalar("val/top5", top5, epoch + 1)
@@ -163,17 +170,17 @@ class ClsTrainer(TrainerBase):
                 csv_log.write(epoch + 1, loss=loss, lr=lr, top1=top1, top5=top5)
                 accuracy = f", val top-1 {top1:.2f}, top-5 {top5:.2f}" if evaluated else ""
                 self.log(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}{accuracy}")
-        if top1 is None:  # resumed a finished run
+        if top1 is None or top5 is None:  # resumed a finished run
             top1, top5 = self.evaluate()
         self.record_result(top1, top5, cfg.epochs)
-        if self.is_main:
+        if writer is not None:
             writer.close()
         return top1, top5
 
-    def train_one_epoch(self, epoch, writer):
+    def train_one_epoch(self, epoch: int, writer: SummaryWriter | None) -> tuple[float, float]:
         self.ddp.train()
 
-        def batch_loss(imgs, targets):
+        def batch_loss(imgs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
             if self.mixup is not None:
                 imgs, targets = self.mixup(*_even(imgs, targets))
             with autocast(self.device, self.precision):
@@ -186,7 +193,7 @@ class ClsTrainer(TrainerBase):
         return loss, lr
 
     @torch.no_grad()
-    def evaluate(self):
+    def evaluate(self) -> tuple[float, float]:
         """Top-1 / top-5 (%) on the whole validation split (of the EMA weights when kept)."""
         model = self.ema.module if self.ema is not None else self.model
         model.eval()
@@ -206,7 +213,7 @@ class ClsTrainer(TrainerBase):
                             f"(bad_images=skip skipped all {len(self.val_set)})")
         return float(100 * counts[0] / counts[2]), float(100 * counts[1] / counts[2])
 
-    def record_result(self, top1, top5, epoch, run_dir=None):
+    def record_result(self, top1: float, top5: float, epoch: int, run_dir: str | None = None) -> None:
         """Appends one row to results_csv, by default RUN_DIR/results.csv (the reproduction tool builds
         Tables 3 and 6 from them). run_dir: the output dir, or the folder of an evaluated checkpoint."""
         if not self.is_main:
@@ -219,7 +226,7 @@ class ClsTrainer(TrainerBase):
         self.log(f"top-1 {top1:.2f}, top-5 {top5:.2f} -> {path}")
 
 
-def _even(imgs, targets):
+def _even(imgs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """timm's Mixup needs an even batch (a skipped bad image can make it odd)."""
     n = len(imgs) // 2 * 2
     return imgs[:n], targets[:n]

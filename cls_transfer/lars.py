@@ -1,5 +1,9 @@
 """LARS with the semantics of the official MAE's util/lars.py (its linear-probing optimizer)."""
+from collections.abc import Callable
+from typing import overload
+
 import torch
+from torch.optim.optimizer import ParamsT
 
 
 class LARS(torch.optim.Optimizer):
@@ -10,12 +14,19 @@ class LARS(torch.optim.Optimizer):
     weights) get neither weight decay nor the scaling. Then mu = momentum * mu + u and w -= lr * mu.
     """
 
-    def __init__(self, params, lr=0.0, weight_decay=0.0, momentum=0.9, trust_coefficient=0.001):
+    def __init__(self, params: ParamsT, lr: float = 0.0, weight_decay: float = 0.0, momentum: float = 0.9,
+                 trust_coefficient: float = 0.001) -> None:
         super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum,
                                       trust_coefficient=trust_coefficient))
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
+
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
         loss = None
         if closure is not None:
             with torch.enable_grad():

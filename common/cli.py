@@ -16,6 +16,7 @@ import inspect
 import os
 import re
 import sys
+from collections.abc import Callable
 
 from .config import within
 from .errors import UserError, unknown_key_message
@@ -171,7 +172,7 @@ def resolve_config_path(name):
 class ResumePoint:
     """Where `--resume auto` would continue from, for the Ctrl-C message; a tool sets `find` once it
     knows its output directory (a function returning the checkpoint path, or None)."""
-    find = None
+    find: Callable[[], str | None] | None = None
 
 
 def check_override_keys(cfg, keys, accepts):

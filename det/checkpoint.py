@@ -1,4 +1,5 @@
 import os
+from typing import Any
 
 from detectron2.checkpoint import DetectionCheckpointer
 
@@ -9,7 +10,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
     """Detectron2's checkpointer, writing through common.checkpoint_files.save_file (a temporary
     file, then a rename): a full disk ends with one line and leaves the earlier checkpoints whole."""
 
-    def save(self, name, **kwargs):
+    def save(self, name: str, **kwargs: Any) -> None:
         if not self.save_dir or not self.save_to_disk:
             return
         data = {"model": self.model.state_dict(), **{k: obj.state_dict() for k, obj in self.checkpointables.items()},

@@ -2,6 +2,8 @@
 the checks on their json that Detectron2 would only fail late, from which the class count comes."""
 import json
 import os
+from collections.abc import Sequence
+from typing import Any
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import register_coco_instances
@@ -11,7 +13,7 @@ from common.errors import UserError
 COCO_LAYOUT = "DATA_ROOT/coco/{train2017,val2017}/*.jpg and DATA_ROOT/coco/annotations/instances_{train,val}2017.json"
 
 
-def register_datasets(specs):
+def register_datasets(specs: Sequence[str]) -> None:
     """--dataset NAME=COCO_JSON:IMAGES specs into Detectron2's catalog, once a process (train() builds
     the config again)."""
     for spec in specs:
@@ -26,7 +28,7 @@ def register_datasets(specs):
             register_coco_instances(name, {}, json_file, image_root)
 
 
-def coco_categories(name, polygon_masks):
+def coco_categories(name: str, polygon_masks: bool) -> tuple[list[tuple[int, str]], str]:
     """The (id, name) categories of a registered COCO-format dataset, after the checks Detectron2
     would otherwise fail on late (at the first batch, or in COCOEvaluator after the whole run)."""
     if name not in DatasetCatalog.list():
@@ -62,7 +64,7 @@ def coco_categories(name, polygon_masks):
     return sorted((c["id"], c["name"]) for c in data["categories"]), json_file
 
 
-def set_num_classes(cfg):
+def set_num_classes(cfg: Any) -> None:
     """The class count comes from the data; train and test datasets must have the same categories."""
     mapper = cfg.dataloader.train.mapper
     polygons = mapper.get("use_instance_mask", False) and mapper.get("instance_mask_format", "polygon") == "polygon"
@@ -81,5 +83,5 @@ def set_num_classes(cfg):
         cfg.model.roi_heads.num_classes = len(categories)
 
 
-def _names(names):
+def _names(names: str | Sequence[str]) -> list[str]:
     return [names] if isinstance(names, str) else list(names)

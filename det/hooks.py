@@ -1,6 +1,7 @@
 """Detectron2 hooks of the project's training loop."""
 import os
 
+from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import HookBase
 from detectron2.utils import comm
 
@@ -14,16 +15,16 @@ class StopAtSignal(HookBase):
     then Stopped. Registered last, after the lr scheduler's step. Not at the last iteration: the run ends
     there anyway, and Detectron2's final evaluation (in a `finally`) would run again on resume."""
 
-    def __init__(self, checkpointer):
+    def __init__(self, checkpointer: DetectionCheckpointer) -> None:
         self.checkpointer, self.request = checkpointer, StopRequest()
 
-    def before_train(self):  # the data workers start at the first step, after this: they leave the signals to us
+    def before_train(self) -> None:  # the data workers start at the first step, after this: they leave the signals to us
         self.request.install()
 
-    def after_train(self):
+    def after_train(self) -> None:
         self.request.restore()
 
-    def after_step(self):
+    def after_step(self) -> None:
         iteration = self.trainer.iter
         signal_name = self.request.agreed() if iteration + 1 < self.trainer.max_iter else None
         if signal_name:

@@ -1,20 +1,25 @@
 """A Detectron2 Mask R-CNN run (tools/train_det.py): the LazyConfig with its overrides and the checks a
 user's input needs, training with checkpoints, evaluation with its result row, and the processes
 Detectron2's launch starts."""
+import argparse
 import contextlib
 import inspect
 import logging
 import math
 import os
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import LazyConfig, instantiate
 from detectron2.engine import AMPTrainer, SimpleTrainer, default_setup, default_writers, hooks, launch
-from detectron2.evaluation import COCOEvaluator, inference_on_dataset
+from detectron2.evaluation import COCOEvaluator, DatasetEvaluator, inference_on_dataset
 from detectron2.utils import comm
 from detectron2.utils.registry import locate
+from omegaconf import DictConfig
+from torch import nn
 from torch.multiprocessing import ProcessExitedException
 
 from backbones import check_same_model
@@ -33,13 +38,13 @@ from det.distributed import check_processes, distributed_model, share_cores
 from det.hooks import StopAtSignal
 
 
-def vit_node(cfg):
+def vit_node(cfg: DictConfig) -> DictConfig:
     """The ViTBackbone's node: `vit` of the A.3 FPN adapter, `net` of ViTDet's simple pyramid."""
     backbone = cfg.model.backbone
     return backbone.vit if "vit" in backbone else backbone.net
 
 
-def set_init(cfg, args):
+def set_init(cfg: DictConfig, args: argparse.Namespace) -> str:
     """--init, or Detectron2's train.init_checkpoint (ViTDet configs set it), loaded by the backbone's
     strict MAE mapping; Detectron2's own loader would load it by name, silently matching nothing."""
     given = {source: path for source, path in (("--init", args.init), ("train.init_checkpoint", cfg.train.get("init_checkpoint")),
@@ -54,13 +59,13 @@ def set_init(cfg, args):
     return init
 
 
-def lazy_target(node):
+def lazy_target(node: Any) -> Any:
     """What a LazyConfig node builds (its `_target_`), for checking override keys."""
     target = node.get("_target_") if hasattr(node, "get") else None
     return locate(target) if isinstance(target, str) else target
 
 
-def build_config(args, num_classes=None):
+def build_config(args: argparse.Namespace, num_classes: int | None = None) -> DictConfig:
     """The config with its overrides, and every check a user's input needs. num_classes: as the
     launching process found it in the data (its workers do not read the COCO json again)."""
     register_datasets(args.dataset)
@@ -86,7 +91,7 @@ def build_config(args, num_classes=None):
     return cfg
 
 
-def evaluator(cfg):
+def evaluator(cfg: DictConfig) -> DatasetEvaluator:
     """The config's dataloader.evaluator (as Detectron2's lazyconfig_train_net.py builds it), writing
     into OUTPUT_DIR/inference unless it names its own folder; COCOEvaluator on the test dataset for a
     config without one."""
@@ -99,21 +104,21 @@ def evaluator(cfg):
     return instantiate(node)
 
 
-def evaluate(cfg, model):
+def evaluate(cfg: DictConfig, model: nn.Module) -> dict[str, Any]:
     return inference_on_dataset(model, instantiate(cfg.dataloader.test), evaluator(cfg))
 
 
-def _ap(results, task):
+def _ap(results: Mapping[str, Any], task: str) -> float:
     """COCOEvaluator gives NaN (or leaves the task out) when the model predicted nothing: AP 0."""
     ap = float(results.get(task, {}).get("AP", 0.0))
     return 0.0 if math.isnan(ap) else ap
 
 
-def results_csv(cfg, args):
+def results_csv(cfg: DictConfig, args: argparse.Namespace) -> str:
     return args.results_csv or default_path(cfg.train.output_dir)
 
 
-def record(cfg, args, results, iteration):
+def record(cfg: DictConfig, args: argparse.Namespace, results: Mapping[str, Any], iteration: int) -> None:
     path, row = record_result(
         "det", cfg.train.output_dir, results_csv(cfg, args),
         pretrain_checkpoint=init_for_results(vit_node(cfg).get("init_checkpoint") or args.init, bool(args.eval_only)),
@@ -123,7 +128,7 @@ def record(cfg, args, results, iteration):
     logging.getLogger("detectron2").info(f"box AP {row['ap_box']}, mask AP {row['ap_mask']} -> {path}")
 
 
-def checked_checkpoint(model, path):
+def checked_checkpoint(model: nn.Module, path: str) -> str:
     """A checkpoint to resume or evaluate must be this model's: Detectron2 would load a mismatched
     one partially, with warnings only."""
     ckpt = load_file(path)
@@ -133,7 +138,7 @@ def checked_checkpoint(model, path):
     return path
 
 
-def train(args, num_classes):
+def train(args: argparse.Namespace, num_classes: int | None) -> dict[str, Any] | None:
     """One process's part of the run (launch calls it in each): evaluate a checkpoint, or train with
     checkpoints and periodic evaluation; rank 0 records each result."""
     cfg = build_config(args, num_classes)  # again: a spawned worker process starts with an empty dataset catalog
@@ -147,7 +152,7 @@ def train(args, num_classes):
     if vit.init_report is not None:
         logger.info(f"backbone init from {vit.init_checkpoint}: {vit.init_report.summary()}")
     if args.eval_only:
-        checkpoint = {}
+        checkpoint: dict[str, Any] = {}
         if args.eval_only != "init":
             checkpoint = DetectionCheckpointer(model).load(checked_checkpoint(model, args.eval_only))
         results = evaluate(cfg, model)
@@ -165,9 +170,9 @@ def train(args, num_classes):
     trainer = (AMPTrainer if amp else SimpleTrainer)(ddp_model, loader, optimizer)
     checkpointer = AtomicCheckpointer(ddp_model, cfg.train.output_dir, trainer=trainer)
     ResumePoint.find = lambda: checkpointer.get_checkpoint_file() if checkpointer.has_checkpoint() else None
-    final = {}
+    final: dict[str, Any] = {}
 
-    def eval_and_record():
+    def eval_and_record() -> dict[str, Any]:
         final["results"] = evaluate(cfg, model)
         if comm.is_main_process():
             record(cfg, args, final["results"], min(trainer.iter + 1, cfg.train.max_iter))
@@ -194,7 +199,7 @@ def train(args, num_classes):
     return final.get("results")
 
 
-def train_in_worker(args, num_classes):
+def train_in_worker(args: argparse.Namespace, num_classes: int | None) -> dict[str, Any] | None:
     """train() in a spawned worker: a stop ends it with the stop's exit code (rank 0 saying why), which
     the launching process passes on; torch's spawn wrapper would print Stopped as a crash."""
     try:
@@ -205,7 +210,7 @@ def train_in_worker(args, num_classes):
         sys.exit(EXIT_STOPPED)
 
 
-def main(args):
+def main(args: argparse.Namespace) -> None:
     """tools/train_det.py after parsing (and after $DETECTRON2_DATASETS, which importing det reads):
     every check before any process starts, then Detectron2's launch."""
     cfg = build_config(args)  # every check a user's input needs, before any process starts

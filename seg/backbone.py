@@ -1,3 +1,7 @@
+from collections.abc import Sequence
+from typing import Any
+
+import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
@@ -17,9 +21,10 @@ class MAEViT(BaseModule):
     final norm is not used by UperNet and is not built.
     """
 
-    def __init__(self, img_size=512, patch_size=16, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0,
-                 drop_path_rate=0.1, out_indices=(3, 5, 7, 11), rel_pos="bias", grad_checkpointing=False,
-                 init_checkpoint=None, init_cfg=None):
+    def __init__(self, img_size: int = 512, patch_size: int = 16, embed_dim: int = 768, depth: int = 12,
+                 num_heads: int = 12, mlp_ratio: float = 4.0, drop_path_rate: float = 0.1,
+                 out_indices: Sequence[int] = (3, 5, 7, 11), rel_pos: str | None = "bias", grad_checkpointing: bool = False,
+                 init_checkpoint: str | None = None, init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None) -> None:
         if isinstance(init_cfg, dict) and init_cfg.get("type") == "Pretrained":
             # mmengine would load it non-strictly under mmseg's names (matching nothing of an MAE
             # checkpoint): it goes through the same strict MAE mapping as init_checkpoint
@@ -36,7 +41,7 @@ class MAEViT(BaseModule):
         self.out_indices = tuple(out_indices)
         self.init_checkpoint = init_checkpoint
 
-    def init_weights(self):
+    def init_weights(self) -> None:
         """Loads init_checkpoint strictly: every encoder key is used; the decoder, classifier
         heads and the final norm are declared drops; the relative position tables start at zero."""
         if not self.init_checkpoint:
@@ -45,7 +50,7 @@ class MAEViT(BaseModule):
                                  allow_missing=("blocks.*.attn.relative_position_bias_table",))
         print_log(f"MAEViT init from {self.init_checkpoint}: {report.summary()}", logger="current")
 
-    def forward(self, imgs):
+    def forward(self, imgs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         p = self.vit.patch_size  # pad to whole patches (512 px crops for patch 14 become 518)
         imgs = F.pad(imgs, (0, -imgs.shape[3] % p, 0, -imgs.shape[2] % p))
         return tuple(self.vit.forward_dense(imgs, self.out_indices))

@@ -1,5 +1,6 @@
 import collections
 import os
+from typing import Any
 
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
@@ -8,12 +9,12 @@ from common.errors import UserError
 from common.images import IMG_EXTENSIONS
 
 
-def files_under(folder):
+def files_under(folder: str) -> list[str]:
     """Paths relative to folder, subfolders' included: the files mmseg's dataset lists."""
     return [os.path.relpath(os.path.join(d, f), folder) for d, _, files in os.walk(folder) for f in files]
 
 
-def image_suffix(folder, layout):
+def image_suffix(folder: str, layout: str) -> str:
     """The one image extension in a split's folder, for its dataset's img_suffix (mmseg lists the files of
     one suffix, case-sensitively, and finds none of another). Refused, with what the folder holds: no
     images, or images of several extensions."""
@@ -35,10 +36,10 @@ class CheckSegMap(BaseTransform):
     far from its cause: a colour (RGB) map, a map of another size than its image, or class indices
     beyond num_classes (the ignore index excepted). Placed right after LoadAnnotations."""
 
-    def __init__(self, num_classes, reduce_zero_label=False, ignore_index=255):
+    def __init__(self, num_classes: int, reduce_zero_label: bool = False, ignore_index: int = 255) -> None:
         self.num_classes, self.reduce_zero_label, self.ignore_index = num_classes, reduce_zero_label, ignore_index
 
-    def transform(self, results):
+    def transform(self, results: dict[str, Any]) -> dict[str, Any]:
         seg, path = results["gt_seg_map"], results["seg_map_path"]
         if seg.ndim != 2:
             raise UserError(f"annotation {path} has {seg.shape[2]} channels: segmentation annotations are single-channel "

@@ -13,11 +13,16 @@ Where mmengine 0.10.7 needs CUDA, on CPUs:
   statistics, all-reduced through the process group).
 A single process has nothing to synchronise: its SyncBN layers are plain BN (use_plain_batchnorm).
 """
+from __future__ import annotations
+
 import contextlib
 import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
+from mmengine.config import Config
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS  # Runner.wrap_model looks the type up in mmengine's own
 
@@ -29,7 +34,7 @@ STARTED_BY = {"pytorch": "torchrun --nproc_per_node N tools/train_seg.py ...",
               "slurm": "srun (one task per process) tools/train_seg.py --launcher slurm ..."}
 
 
-def chosen_launcher(requested):
+def chosen_launcher(requested: str | None) -> str:
     """--launcher, or by default `pytorch` in processes torchrun started (WORLD_SIZE > 1) and `none`
     otherwise. `slurm` only when asked: every process of a SLURM job sees SLURM_NTASKS, a lone
     python in a batch script too, which would wait for peers that never start."""
@@ -45,7 +50,7 @@ def chosen_launcher(requested):
     return chosen
 
 
-def set_up(cfg, requested_launcher):
+def set_up(cfg: Config, requested_launcher: str | None) -> None:
     """cfg.launcher and what a run of that kind needs (batch norm, backend, model wrapper); joins
     the launcher's process group, so that the rank is known from here on."""
     cfg.launcher = chosen_launcher(requested_launcher)
@@ -59,7 +64,7 @@ def set_up(cfg, requested_launcher):
     join_process_group(cfg.launcher, cfg.env_cfg)
 
 
-def use_plain_batchnorm(node):
+def use_plain_batchnorm(node: object) -> None:
     """SyncBN needs a process group: single-process runs use BN (the same layer, not synchronised)."""
     if isinstance(node, dict):
         if node.get("type") == "SyncBN":
@@ -71,7 +76,7 @@ def use_plain_batchnorm(node):
             use_plain_batchnorm(value)
 
 
-def join_process_group(launcher, env_cfg):
+def join_process_group(launcher: str, env_cfg: Mapping[str, Any]) -> None:
     """What Runner.setup_env does up to its init_dist, in its order (init_dist alone would choose the
     spawn start method); on CPUs without the launchers' torch.cuda.set_device call."""
     from mmengine.dist import init_dist
@@ -83,7 +88,7 @@ def join_process_group(launcher, env_cfg):
 
 
 @contextlib.contextmanager
-def _no_device_to_select():
+def _no_device_to_select() -> Iterator[None]:
     """torch.cuda.set_device a no-op while open: a CPU process has no device to select."""
     set_device = torch.cuda.set_device
     torch.cuda.set_device = lambda device: None
@@ -98,11 +103,11 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
     """mmengine's DDP wrapper for CPU processes: no device_ids (a CPU module has none; mmengine passes
     [LOCAL_RANK]), and SyncBN layers synchronised over the process group (GlooSyncBatchNorm)."""
 
-    def __init__(self, module, device_ids=None, **kwargs):
+    def __init__(self, module: torch.nn.Module, device_ids: Sequence[int] | None = None, **kwargs: Any) -> None:
         super().__init__(module=sync_batchnorm_over_gloo(module), device_ids=None, **kwargs)
 
 
-def sync_batchnorm_over_gloo(module):
+def sync_batchnorm_over_gloo(module: torch.nn.Module) -> torch.nn.Module:
     """module, its torch SyncBatchNorm layers replaced by GlooSyncBatchNorm layers holding their
     parameters and buffers (DistributedDataParallel refuses torch's on a CPU module)."""
     if isinstance(module, torch.nn.SyncBatchNorm):  # torch's and mmcv's SyncBN (a subclass)
@@ -122,14 +127,14 @@ class _SumOverProcesses(torch.autograd.Function):
     """all_reduce (sum) with its gradient: the gradient of a sum over processes is the sum of theirs."""
 
     @staticmethod
-    def forward(ctx, tensor, group):
+    def forward(ctx: Any, tensor: torch.Tensor, group: dist.ProcessGroup | None) -> torch.Tensor:
         ctx.group = group
         tensor = tensor.clone()
         dist.all_reduce(tensor, group=group)
         return tensor
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         grad = grad.clone()
         dist.all_reduce(grad, group=ctx.group)
         return grad, None
@@ -141,15 +146,16 @@ class GlooSyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
     with autograd; otherwise (evaluation, one process) plain batch norm. The statistics are those
     one process would compute over the whole batch (torch's weight each process by its count too)."""
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, process_group=None):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, process_group: dist.ProcessGroup | None = None) -> None:
         super().__init__(num_features, eps, momentum, affine, track_running_stats)
         self.process_group = process_group
 
-    def _check_input_dim(self, x):
+    def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() < 2:
             raise ValueError(f"expected at least 2D input (got {x.dim()}D input)")
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         group = self.process_group or dist.group.WORLD
         if not (self.training and dist.is_initialized() and dist.get_world_size(group) > 1):
             return super().forward(x)
@@ -161,6 +167,7 @@ class GlooSyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
         mean = sums[:-1] / count
         var = _SumOverProcesses.apply(((x - mean.view(shape)) ** 2).sum(dims), group) / count
         if self.track_running_stats:
+            assert self.num_batches_tracked is not None and self.running_mean is not None and self.running_var is not None
             with torch.no_grad():
                 self.num_batches_tracked += 1
                 momentum = 1 / float(self.num_batches_tracked) if self.momentum is None else self.momentum

@@ -1,17 +1,27 @@
 """mmengine hooks of the project's training loop."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from mmengine.dist import barrier
 from mmengine.hooks import CheckpointHook, Hook
 from mmseg.registry import HOOKS
 
 from common.signals import Stopped
 
+if TYPE_CHECKING:
+    from mmengine.runner import Runner
+
+    from common.signals import StopRequest
+
 
 @HOOKS.register_module()
 class FinalValidation(Hook):
     """Keeps the metrics of the latest validation and the iteration it ran at."""
-    metrics, iteration = None, None
+    metrics: dict[str, float] | None = None
+    iteration: int | None = None
 
-    def after_val_epoch(self, runner, metrics=None):
+    def after_val_epoch(self, runner: Runner, metrics: dict[str, float] | None = None) -> None:
         self.metrics, self.iteration = metrics, runner.iter
 
 
@@ -27,10 +37,11 @@ class StopAtSignal(Hook):
 
     priority = "LOWEST"
 
-    def __init__(self, request):
+    def __init__(self, request: StopRequest) -> None:
         self.request = request
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+    def after_train_iter(self, runner: Runner, batch_idx: int, data_batch: dict | tuple | list | None = None,
+                         outputs: dict | None = None) -> None:
         signal_name = self.request.agreed()
         if signal_name:
             checkpoints = next(hook for hook in runner.hooks if isinstance(hook, CheckpointHook))

@@ -1,5 +1,6 @@
-from mmengine.optim import DefaultOptimWrapperConstructor
+from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS
+from torch import nn
 
 from backbones.param_groups import param_groups
 
@@ -13,7 +14,7 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     (pos_embed, cls_token and the relative position bias tables are decayed); "mae" also exempts
     those tables, as the official MAE fine-tuning does."""
 
-    def __call__(self, model):
+    def __call__(self, model: nn.Module) -> OptimWrapper:
         model = getattr(model, "module", model)
         optimizer_cfg = self.optimizer_cfg.copy()
         weight_decay = optimizer_cfg.pop("weight_decay", 0.0)

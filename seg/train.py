@@ -1,9 +1,12 @@
 """A run of tools/train_seg.py: its command line applied to the mmengine config (overrides checked
 against what the nodes build, --init, --data-root, --resume, --amp), the data and checkpoints checked
 before mmengine's Runner starts, then training or evaluation and the result row."""
+import argparse
 import contextlib
 import os
 import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import mmseg.registry
 import torch
@@ -29,11 +32,11 @@ ADE_LAYOUT = "DATA_ROOT/images/{training,validation}/*.jpg (or .png, ...: one ex
              "DATA_ROOT/annotations/{training,validation}/*.png (ADEChallengeData2016)"
 
 
-def parse_overrides(items):
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     """dotted.key=value -> {key: value}: a Python literal (dict(...) included), else read as mmengine's
     --cfg-options reads it (DictAction: a,b and [a,b] are lists, true is True), text with no commas or
     brackets as it is (a path keeps its spaces)."""
-    out = {}
+    out: dict[str, Any] = {}
     for item in items:
         key, raw = split_override(item)
         try:
@@ -53,10 +56,10 @@ def parse_overrides(items):
     return out
 
 
-def registered_type(cfg):
+def registered_type(cfg: Config) -> Callable[[Any], Any]:
     """What an mmengine config node builds (its `type`, looked up in mmseg's registries); the
     Runner itself for the top level."""
-    def builds(node):
+    def builds(node: Any) -> Any:
         if node is cfg:
             return Runner
         kind = node.get("type") if hasattr(node, "get") else None
@@ -68,7 +71,7 @@ def registered_type(cfg):
     return builds
 
 
-def check_data(cfg, loaders=("train_dataloader", "val_dataloader")):
+def check_data(cfg: Config, loaders: Sequence[str] = ("train_dataloader", "val_dataloader")) -> None:
     """Folders present, the images' extension (the datasets' img_suffix), and every image with its
     annotation (mmseg pairs them by name and would fail at the image's first batch)."""
     for loader in loaders:
@@ -88,7 +91,7 @@ def check_data(cfg, loaders=("train_dataloader", "val_dataloader")):
                                     f"{folders['seg_map_path']}/NAME{seg_suffix}, e.g. {missing[0]}{img_suffix}")
 
 
-def check_annotations_when_read(cfg):
+def check_annotations_when_read(cfg: Config) -> None:
     """CheckSegMap right after every LoadAnnotations: each annotation is checked as it is read."""
     num_classes = cfg.model.decode_head.num_classes
     for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
@@ -102,13 +105,13 @@ def check_annotations_when_read(cfg):
                 break
 
 
-def init_checkpoint(cfg, args):
+def init_checkpoint(cfg: Config, args: argparse.Namespace) -> str | None:
     backbone = cfg.model.backbone
     init_cfg = backbone.get("init_cfg") or {}
-    return args.init or backbone.get("init_checkpoint") or (init_cfg.get("type") == "Pretrained" and init_cfg.get("checkpoint"))
+    return args.init or backbone.get("init_checkpoint") or (init_cfg.get("type") == "Pretrained" and init_cfg.get("checkpoint")) or None
 
 
-def last_checkpoint(work_dir):
+def last_checkpoint(work_dir: str) -> str | None:
     """mmengine's pointer to the latest checkpoint (work_dir/last_checkpoint), when it exists."""
     pointer = os.path.join(work_dir, "last_checkpoint")
     if not os.path.isfile(pointer):
@@ -118,7 +121,7 @@ def last_checkpoint(work_dir):
     return path if os.path.isfile(path) else None
 
 
-def check_checkpoint(runner, path):
+def check_checkpoint(runner: Runner, path: str) -> dict[str, Any]:
     """mmengine would load another model's checkpoint partially, with warnings only."""
     with mmengine_checkpoint_globals():  # its message hub's history buffers and numpy data
         ckpt = load_file(path)
@@ -129,11 +132,11 @@ def check_checkpoint(runner, path):
     return ckpt
 
 
-def results_csv(cfg, args):
+def results_csv(cfg: Config, args: argparse.Namespace) -> str:
     return args.results_csv or default_path(cfg.work_dir)
 
 
-def record(cfg, args, metrics, iteration):
+def record(cfg: Config, args: argparse.Namespace, metrics: Mapping[str, float], iteration: int) -> None:
     path, _ = record_result(
         "seg", cfg.work_dir, results_csv(cfg, args),
         pretrain_checkpoint=init_for_results(init_checkpoint(cfg, args), bool(args.eval_only)),
@@ -142,7 +145,7 @@ def record(cfg, args, metrics, iteration):
     print(f"mIoU {metrics['mIoU']:.2f}, mAcc {metrics['mAcc']:.2f}, aAcc {metrics['aAcc']:.2f} -> {path}")
 
 
-def apply_amp(cfg):
+def apply_amp(cfg: Config) -> None:
     """What --amp sets (tools/bench_gpu.py measures the same): mmengine's AmpOptimWrapper, fp16 with a
     dynamic loss scale."""
     if not torch.cuda.is_available():
@@ -150,7 +153,7 @@ def apply_amp(cfg):
     cfg.optim_wrapper.type, cfg.optim_wrapper.loss_scale = "AmpOptimWrapper", "dynamic"
 
 
-def run_config(args):
+def run_config(args: argparse.Namespace) -> Config:
     """The config file with the command line's settings, its data and annotations checked."""
     cfg = Config.fromfile(resolve_config_path(args.cfg))
     overrides = parse_overrides(args.overrides + args.cfg_options)
@@ -182,7 +185,7 @@ def run_config(args):
     return cfg
 
 
-def main(args):
+def main(args: argparse.Namespace) -> None:
     """Trains or evaluates as tools/train_seg.py's parsed command line asks."""
     cfg = run_config(args)
     distributed.set_up(cfg, args.launcher)  # joins the launcher's processes: RANK is set from here on
@@ -192,7 +195,7 @@ def main(args):
         run(Runner.from_cfg(cfg), cfg, args)
 
 
-def run(runner, cfg, args):
+def run(runner: Runner, cfg: Config, args: argparse.Namespace) -> None:
     """Trains (then validates, if the loop did not at its last iteration) or evaluates, and records."""
     if cfg.load_from:
         checkpoint = check_checkpoint(runner, cfg.load_from)
