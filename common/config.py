@@ -7,7 +7,7 @@ import dataclasses
 import inspect
 import os
 import runpy
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from .errors import UserError, unknown_key_message
