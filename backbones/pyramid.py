@@ -43,7 +43,7 @@ def resampler(scale: float, dim: int, norm: str = "bn") -> nn.Module:
 class MultiScaleResample(nn.Module):
     """features[i] (N, dim, H, W) -> resamplers[i](features[i]) at scales[i] (H*scale, W*scale)."""
 
-    def __init__(self, dim, scales=(4, 2, 1, 0.5), norm="bn"):
+    def __init__(self, dim: int, scales: Sequence[float] = (4, 2, 1, 0.5), norm: str = "bn") -> None:
         super().__init__()
         self.scales = tuple(scales)
         self.resamplers = nn.ModuleList(resampler(s, dim, norm) for s in self.scales)

@@ -8,6 +8,7 @@ start at zero, so a pre-trained encoder computes the same function when they are
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -32,12 +33,12 @@ def _pair(x):
 
 
 class PatchEmbed(nn.Module):
-    def __init__(self, patch_size=16, in_chans=3, embed_dim=768):
+    def __init__(self, patch_size: int = 16, in_chans: int = 3, embed_dim: int = 768) -> None:
         super().__init__()
         self.patch_size = patch_size
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
 
-    def forward(self, imgs):
+    def forward(self, imgs: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """(B, C, H, W) -> tokens (B, h*w, D) in row-major order, and the grid (h, w)."""
         H, W = imgs.shape[-2:]
         if H % self.patch_size or W % self.patch_size:
@@ -84,7 +85,8 @@ class Attention(nn.Module):
     rel_pos_grid is the (rows, cols) grid the tables are sized for (a window for windowed blocks).
     """
 
-    def __init__(self, dim, num_heads=8, qkv_bias=True, rel_pos=None, rel_pos_grid=None):
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, rel_pos: str | None = None,
+                 rel_pos_grid: tuple[int, int] | None = None) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"embed dim {dim} is not divisible by num_heads {num_heads}")
@@ -122,7 +124,7 @@ class Attention(nn.Module):
         bias = rel_h[..., :, None] + rel_w[..., None, :]
         return bias.reshape(B, heads, rows * cols, rows * cols)
 
-    def forward(self, x, grid=None, num_prefix_tokens=0):
+    def forward(self, x: torch.Tensor, grid: tuple[int, int] | None = None, num_prefix_tokens: int = 0) -> torch.Tensor:
         B, N, C = x.shape
         q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
         bias = None if self.rel_pos is None else self._bias(q, grid, num_prefix_tokens)
@@ -142,8 +144,9 @@ def _sdpa(q, k, v, bias):
 class Block(nn.Module):
     """Pre-norm transformer block; window_size > 0 makes attention local to non-overlapping windows."""
 
-    def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=True, drop_path=0.0, norm_eps=1e-6,
-                 window_size=0, rel_pos=None, rel_pos_grid=None):
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_path: float = 0.0,
+                 norm_eps: float = 1e-6, window_size: int = 0, rel_pos: str | None = None,
+                 rel_pos_grid: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.window_size = window_size
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
@@ -152,7 +155,7 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
 
-    def forward(self, x, grid=None, num_prefix_tokens=0):
+    def forward(self, x: torch.Tensor, grid: tuple[int, int] | None = None, num_prefix_tokens: int = 0) -> torch.Tensor:
         if self.window_size:
             attn = self._windowed_attention(self.norm1(x), grid, num_prefix_tokens)
         else:
@@ -184,9 +187,11 @@ class VisionTransformer(nn.Module):
     zero-initialised; their tables are sized for the img_size grid.
     """
 
-    def __init__(self, img_size=224, patch_size=16, in_chans=3, embed_dim=768, depth=12, num_heads=12,
-                 mlp_ratio=4.0, qkv_bias=True, norm_eps=1e-6, drop_path_rate=0.0, learnable_pos_embed=False,
-                 window_size=0, global_block_indexes=(), rel_pos=None, grad_checkpointing=False, pos_embed_size=None):
+    def __init__(self, img_size: int | Sequence[int] = 224, patch_size: int = 16, in_chans: int = 3, embed_dim: int = 768,
+                 depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0, qkv_bias: bool = True, norm_eps: float = 1e-6,
+                 drop_path_rate: float = 0.0, learnable_pos_embed: bool = False, window_size: int = 0,
+                 global_block_indexes: Sequence[int] = (), rel_pos: str | None = None, grad_checkpointing: bool = False,
+                 pos_embed_size: int | Sequence[int] | None = None) -> None:
         super().__init__()
         self.embed_dim, self.depth, self.num_heads = embed_dim, depth, num_heads
         self.patch_size, self.in_chans = patch_size, in_chans
@@ -294,6 +299,6 @@ def vit_arguments(name: str) -> dict:
     return dict(patch_size=int(patch), embed_dim=dim, depth=depth, num_heads=heads)
 
 
-def build_vit(name: str, **overrides) -> VisionTransformer:
+def build_vit(name: str, **overrides: Any) -> VisionTransformer:
     """build_vit("vit_base_patch16", img_size=224, ...): a size from VIT_SIZES, any patch size."""
     return VisionTransformer(**{**vit_arguments(name), **overrides})

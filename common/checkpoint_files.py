@@ -7,6 +7,7 @@ import re
 import shutil
 import tempfile
 import warnings
+from typing import Any
 
 import torch
 
@@ -27,7 +28,7 @@ _OPCODES = {op.code: op for op in pickletools.opcodes}
 PRETRAINED_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
 
-def load_file(path):
+def load_file(path: str) -> Any:
     """torch.load with weights_only=True; errors name the file. A folder is read as transformers'
     save_pretrained writes it (PRETRAINED_WEIGHTS).
 
@@ -87,7 +88,7 @@ def _load_pretrained_folder(folder):
                           f"save_pretrained writes): pass {files}")
 
 
-def save_file(obj, path):
+def save_file(obj: object, path: str) -> None:
     """Atomic save: a temporary file in the same folder, fsync, then rename over the target. A failed
     write (a full disk) raises CheckpointError and leaves the existing files as they were; Ctrl-C or
     SIGTERM during the write takes effect once the checkpoint is complete."""

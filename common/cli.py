@@ -16,7 +16,8 @@ import inspect
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, NoReturn
 
 from .config import within
 from .errors import UserError, unknown_key_message
@@ -32,15 +33,16 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse with `--debug`, whose usage mistakes are UserErrors (one line, like every other).
     refused: {option: why this tool has none} for options of the shared contract a tool cannot honour."""
 
-    def __init__(self, refused: dict[str, str] | None = None, **kwargs):
+    def __init__(self, refused: dict[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
         self.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
         self.refused = dict(refused or {})
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         raise UserError(f"{message} (see {self.prog} --help)")
 
-    def parse_intermixed_args(self, args=None, namespace=None):
+    def parse_intermixed_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                              namespace: argparse.Namespace | None = None) -> argparse.Namespace:
         parsed = super().parse_intermixed_args(args, namespace)
         for option, why in self.refused.items():
             dest = option.lstrip("-").replace("-", "_")
@@ -57,7 +59,7 @@ def training_parser(description: str, refused: dict[str, str] | None = None) -> 
     refused = dict(refused or {})
     parser = ArgumentParser(refused=refused, description=description)
 
-    def add(option, **kwargs):  # a refused option stays out of --help
+    def add(option: str, **kwargs: Any) -> None:  # a refused option stays out of --help
         if option in refused:
             kwargs["help"] = argparse.SUPPRESS
             if "required" in kwargs:
@@ -94,9 +96,9 @@ def init_for_results(init: str | None, evaluating: bool) -> str:
     return init or ("" if evaluating else NO_INIT)
 
 
-def number_in(interval, kind=int):
+def number_in(interval: str, kind: Callable[[str], float] = int) -> Callable[[str], float]:
     """argparse type: a number of `kind` in an interval such as "[1, inf)"."""
-    def parse(text):
+    def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
@@ -107,10 +109,10 @@ def number_in(interval, kind=int):
     return parse
 
 
-def checkpoint_or_auto(option):
+def checkpoint_or_auto(option: str) -> Callable[[str], str]:
     """argparse type of --resume and --eval-only: 'auto' or a checkpoint (an override right after the bare
     option is neither)."""
-    def parse(text):
+    def parse(text: str) -> str:
         if "=" in text:
             raise argparse.ArgumentTypeError(f"{text!r} is an override, not 'auto' or a checkpoint: write {option} auto "
                                              f"{text}")
@@ -118,7 +120,7 @@ def checkpoint_or_auto(option):
     return parse
 
 
-def one_line(error):
+def one_line(error: BaseException) -> str:
     """An error's message on one line. An exception re-raised from a DataLoader worker carries the
     worker's traceback as text: its last line is the message."""
     text = str(error).strip() or type(error).__name__
@@ -128,7 +130,7 @@ def one_line(error):
 
 
 @contextlib.contextmanager
-def setup_checks():
+def setup_checks() -> Iterator[None]:
     """Before training starts a ValueError comes from a setting or an input file (the messages name
     them): the user's to fix."""
     try:
@@ -137,7 +139,7 @@ def setup_checks():
         raise UserError(one_line(e)) from e
 
 
-def run(main, argv=None):
+def run(main: Callable[[list[str]], object], argv: Iterable[str] | None = None) -> int:
     """Runs main(argv) and turns user mistakes, Ctrl-C and stop requests into one line and an exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
@@ -159,7 +161,7 @@ def run(main, argv=None):
     return 0
 
 
-def resolve_config_path(name):
+def resolve_config_path(name: str) -> str:
     """A path, or a name under configs/ (e.g. pretrain/mae_vit_base.py)."""
     if os.path.isfile(name):
         return name
@@ -175,7 +177,7 @@ class ResumePoint:
     find: Callable[[], str | None] | None = None
 
 
-def check_override_keys(cfg, keys, accepts):
+def check_override_keys(cfg: Any, keys: Iterable[str], accepts: Callable[[Any], Callable[..., Any] | None]) -> None:
     """Rejects dotted override keys that name nothing in a nested config (dicts and lists), listing
     close matches. A new key is accepted where its parent is built from a class or function that
     takes that argument: accepts(node) gives the callable a node builds (or None)."""

@@ -7,11 +7,13 @@ import dataclasses
 import inspect
 import os
 import runpy
+from collections.abc import Iterable
+from typing import Any
 
 from .errors import UserError, unknown_key_message
 
 
-def load_config(path, config_class, overrides=()):
+def load_config(path: str, config_class: type, overrides: Iterable[str] = ()) -> Any:
     """Runs a config file (it must define `config = <config_class>(...)`, a dataclass) and applies
     key=value overrides, each parsed as a Python literal when it is one."""
     if not os.path.isfile(path):
@@ -22,9 +24,9 @@ def load_config(path, config_class, overrides=()):
     return apply_overrides(cfg, overrides)
 
 
-def apply_overrides(cfg, overrides):
+def apply_overrides(cfg: Any, overrides: Iterable[str]) -> Any:
     names = {f.name: f for f in dataclasses.fields(cfg)}
-    changes = {}
+    changes: dict[str, Any] = {}
     for item in overrides:
         key, raw = split_override(item)
         group, dot, sub = key.partition(".")
@@ -69,7 +71,7 @@ def _arguments(fn):
     return names
 
 
-def split_override(item):
+def split_override(item: str) -> tuple[str, str]:
     """key=value -> (key, the value's text)."""
     key, sep, raw = item.partition("=")
     if not sep:
@@ -77,14 +79,14 @@ def split_override(item):
     return key, raw
 
 
-def literal(raw):
+def literal(raw: str) -> Any:
     """A Python literal, dict(name=value, ...) included (mmengine configs write dicts so); else
     ValueError or SyntaxError."""
     return ast.literal_eval(_DictCalls().visit(ast.parse(raw.lstrip(" \t"), mode="eval")))
 
 
 class _DictCalls(ast.NodeTransformer):
-    def visit_Call(self, node):
+    def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
         if isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args and all(k.arg for k in node.keywords):
             return ast.Dict(keys=[ast.Constant(k.arg) for k in node.keywords], values=[k.value for k in node.keywords])
@@ -98,7 +100,7 @@ def _literal(raw):
         return raw
 
 
-def check_ranges(cfg):
+def check_ranges(cfg: Any) -> None:
     """Every setting named in the config class's `ranges` ({name: "[low, high)"}, interval notation,
     inf allowed; a tuple's items each) lies in its interval, and every one in its `choices` ({name: (the
     values it takes)}) is one of them; else one line naming it and what it must be."""
@@ -113,7 +115,7 @@ def check_ranges(cfg):
                             f"{', '.join(map(repr, options))}")
 
 
-def within(value, interval):
+def within(value: float, interval: str) -> bool:
     """value in an interval written "[low, high)" (inf allowed)."""
     low, high = (float(bound) for bound in interval[1:-1].split(","))
     above = low <= value if interval[0] == "[" else low < value
@@ -121,6 +123,6 @@ def within(value, interval):
     return above and below
 
 
-def derive(base_file, **changes):
+def derive(base_file: str, **changes: Any) -> Any:
     """A config file's neighbour with some fields changed (configs inherit as plain Python)."""
     return dataclasses.replace(runpy.run_path(base_file)["config"], **changes)

@@ -3,12 +3,13 @@
 import os
 import runpy
 import sys
+from collections.abc import Callable
 
 TOOLS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
 
 
-def _script(name):
-    def main():
+def _script(name: str) -> Callable[[], None]:
+    def main() -> None:
         sys.argv[0] = os.path.join(TOOLS_DIR, f"{name}.py")  # the tool's --help names itself
         runpy.run_path(sys.argv[0], run_name="__main__")  # a file: sys.path is left as it is
     main.__name__ = name

@@ -12,6 +12,8 @@ PIL's fixed-point resampling (docs/benchmarks.md, "GPU data path"). The one othe
 decodes JPEGs much larger than any crop needs at a reduced DCT scale (common.images.read_image), this one
 decodes them whole.
 """
+from collections.abc import Iterator, Sequence
+from typing import Any
 import functools
 import io
 from typing import NamedTuple
@@ -52,7 +54,7 @@ class Encoded(NamedTuple):
     view: View = None
 
 
-def read_encoded(path):
+def read_encoded(path: str) -> Encoded:
     """The image at `path` undecoded (its header gives the size), or decoded by PIL as the pil backend reads it
     (common.images.to_rgb) where decode_jpeg could not take it."""
     with image_errors(path):
@@ -75,7 +77,7 @@ class EncodedBatch(NamedTuple):
     paths: list
 
     @classmethod
-    def of(cls, samples):
+    def of(cls, samples: Sequence[Encoded]) -> "EncodedBatch":
         jpeg = [s.data.dim() == 1 for s in samples]
         data = torch.cat([s.data for s, j in zip(samples, jpeg) if j] or [torch.empty(0, dtype=torch.uint8)])
         return cls(data, [len(s.data) if j else 0 for s, j in zip(samples, jpeg)],
@@ -87,10 +89,10 @@ class _ErasingRecorder:
     """Stands in for the image tensor in timm's RandomErasing, which then draws its boxes and pixels as it would
     on the image (the same generators, the same order) and writes them here."""
 
-    def __init__(self, height, width):
+    def __init__(self, height: int, width: int) -> None:
         self.dims, self.dtype, self.erased = (3, height, width), torch.float32, []
 
-    def size(self):
+    def size(self) -> torch.Size:
         return torch.Size(self.dims)
 
     def __setitem__(self, key, pixels):
@@ -106,7 +108,7 @@ class GpuTransform:
     # the order the device applies the steps in; a transform must list them so (flip and jitter commute)
     ORDER = ("geometry", "flip", "jitter", "to_tensor", "normalize", "erase")
 
-    def __init__(self, transform):
+    def __init__(self, transform: transforms.Compose) -> None:
         self.steps = list(transform.transforms)
         self.mode, self.to_tensor, self.normalize = "bicubic", False, None
         stages = [self._check(i, step) for i, step in enumerate(self.steps)]
@@ -143,7 +145,7 @@ class GpuTransform:
     def __call__(self, sample: Encoded) -> Encoded:
         return sample._replace(view=self.draw(*sample.size))
 
-    def draw(self, width, height) -> View:
+    def draw(self, width: int, height: int) -> View:
         """The view of a width x height image, drawn as the PIL transform draws it (same generators, same order)."""
         box, size, window = (0, 0, height, width), (height, width), (0, 0, height, width)
         flip, jitter, erased = False, None, []
@@ -175,7 +177,7 @@ class GpuTransform:
                 erased = recorder.erased
         return View(tuple(box), tuple(size), tuple(window), flip, jitter, erased)
 
-    def apply(self, images, views, device):
+    def apply(self, images: Sequence[torch.Tensor], views: Sequence[View], device: torch.device) -> torch.Tensor:
         """The batch the PIL transform would give for these decoded images (uint8 (3, H, W) on `device`) and views."""
         out = torch.stack([self._resampled(img, view) for img, view in zip(images, views)])
         if any(view.flip for view in views):
@@ -205,7 +207,7 @@ class GpuTransform:
         return x[0, :, top:top + height, left:left + width]
 
 
-def resized_size(height, width, size):
+def resized_size(height: int, width: int, size: int | Sequence[int]) -> tuple[int, ...]:
     """torchvision's Resize output (height, width): an int sets the shorter side, the other scaled and rounded down."""
     if not isinstance(size, int) and len(size) == 2:
         return tuple(size)
@@ -215,13 +217,13 @@ def resized_size(height, width, size):
     return short, int(short * width / height)
 
 
-def color_jitter(imgs, params):
+def color_jitter(imgs: torch.Tensor, params: Sequence[tuple]) -> torch.Tensor:
     """torchvision's ColorJitter on PIL images (ImageEnhance: 8-bit blends in float32, truncated) for a batch of
     integer-valued float images: params[i] = (order, brightness, contrast, saturation) as ColorJitter drew them."""
     n = len(imgs)
     factors = torch.tensor([[1.0 if f is None else f for f in p[1:]] for p in params], device=imgs.device)
 
-    def blend(degenerate, factor):  # PIL's Image.blend(degenerate, image, factor)
+    def blend(degenerate: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:  # PIL's Image.blend(degenerate, image, factor)
         return (degenerate + factor.view(-1, 1, 1, 1) * (imgs - degenerate)).clamp_(0, 255).floor_()
 
     for k in range(4):
@@ -240,7 +242,7 @@ def color_jitter(imgs, params):
     return imgs
 
 
-def pil_luma(imgs):
+def pil_luma(imgs: torch.Tensor) -> torch.Tensor:
     """PIL's RGB -> L conversion (ITU-R 601-2 in 16-bit fixed point), (N, 3, H, W) -> (N, 1, H, W)."""
     r, g, b = imgs.to(torch.int32).unbind(1)
     return ((19595 * r + 38470 * g + 7471 * b + 0x8000) >> 16).unsqueeze(1).float()
@@ -251,13 +253,13 @@ class DeviceBatches:
     (images, targets, messages of the unreadable images left out). An image that neither decode_jpeg nor PIL
     can read follows bad_images: "fail" raises, "skip" leaves it out and reports it."""
 
-    def __init__(self, loader, transform, device, bad_images):
+    def __init__(self, loader: DataLoader, transform: GpuTransform, device: torch.device, bad_images: str) -> None:
         self.loader, self.transform, self.device, self.bad_images = loader, transform, device, bad_images
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.loader)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[torch.Tensor | None, torch.Tensor | None, list[str]]]:
         # the loader's iterator at once: it draws its workers' seed from the global generator now, as the pil backend's
         return self._finished(iter(self.loader))
 
@@ -278,7 +280,7 @@ class DeviceBatches:
             imgs = self.transform.apply([images[i] for i in keep], [batch.views[i] for i in keep], self.device)
             yield imgs, targets[keep].to(self.device, non_blocking=True), bad
 
-    def decode(self, batch):
+    def decode(self, batch: EncodedBatch) -> list[torch.Tensor | BadImageError | None]:
         """Each image of the batch as uint8 (3, H, W) on the device, or the BadImageError of one PIL cannot read."""
         images = [p if p is None else p.to(self.device) for p in batch.pixels]
         jpegs = [i for i, length in enumerate(batch.lengths) if length]
@@ -302,7 +304,8 @@ class DeviceBatches:
                 return e
 
 
-def data_loader(dataset, transform, device, bad_images, **kwargs):
+def data_loader(dataset: torch.utils.data.Dataset, transform: object, device: torch.device, bad_images: str,
+                **kwargs: Any) -> DataLoader | DeviceBatches:
     """A DataLoader of `dataset` (kwargs: DataLoader's) whose transform is `transform`: for a GpuTransform (the
     gpu backend) batches finished on `device`; else common.images.collate's batches, pinned for a GPU."""
     if not isinstance(transform, GpuTransform):

@@ -1,6 +1,8 @@
 """Reading images (any PIL mode as 8-bit RGB, large JPEGs decoded at a reduced scale), the ImageNet
 statistics, and batching that leaves out unreadable images: shared by pre-training and classification."""
 import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +20,7 @@ class BadImageError(UserError, RuntimeError):
     """An image file that cannot be decoded; the message names it."""
 
 
-def normalize(imgs):
+def normalize(imgs: torch.Tensor) -> torch.Tensor:
     """uint8 (N, 3, H, W) -> float, normalised with the ImageNet statistics: the same arithmetic as
     ToTensor + Normalize (bit-identical), done where the batch lands (on a GPU: off the loader's CPUs)."""
     mean = torch.tensor(IMAGENET_MEAN, device=imgs.device).view(1, 3, 1, 1)
@@ -27,7 +29,7 @@ def normalize(imgs):
 
 
 @contextlib.contextmanager
-def image_errors(path):
+def image_errors(path: str) -> Iterator[None]:
     """What PIL raises for a file that is not a readable image, as a BadImageError naming the file."""
     try:
         yield
@@ -35,7 +37,7 @@ def image_errors(path):
         raise BadImageError(f"cannot read image {path}: {e}") from e
 
 
-def read_image(path, min_side=None):
+def read_image(path: str, min_side: int | None = None) -> Image.Image:
     """An RGB image; with min_side, a JPEG is decoded at the smallest scale of 1/2, 1/4, 1/8 whose
     shorter side keeps min_side pixels (DCT-domain downscaling: several times faster for large photos)."""
     with image_errors(path), Image.open(path) as img:
@@ -49,7 +51,7 @@ def read_image(path, min_side=None):
         return to_rgb(img)
 
 
-def to_rgb(img):
+def to_rgb(img: Image.Image) -> Image.Image:
     """8-bit RGB from any PIL mode. PIL's own convert("RGB") clips 16-bit and 32-bit values to 255
     (a 16-bit photo turns white): those are scaled to 8 bits instead (16-bit by 1/257, floats from
     [0, 1]); transparent pixels (RGBA, LA, palettes with transparency) are composited on white."""
@@ -69,7 +71,7 @@ def to_rgb(img):
     return img.convert("RGB")
 
 
-def collate(batch, collate_inputs=default_collate):
+def collate(batch: Sequence[Any], collate_inputs: Callable[[list[Any]], Any] = default_collate) -> tuple[Any, Any, list[str]]:
     """Batches (input, target) pairs, leaving out the BadImageError items that the "skip" policy
     yields: -> (inputs, targets, [messages of the skipped images]). collate_inputs batches the inputs
     (the gpu backend's encoded images: common.gpu_data.EncodedBatch.of)."""

@@ -35,7 +35,7 @@ def _cell(value):
     return f"{value:.3f}" if isinstance(value, float) else value
 
 
-def record_result(kind: str, run_dir: str, path: str | None = None, **metrics) -> tuple[str, dict]:
+def record_result(kind: str, run_dir: str, path: str | None = None, **metrics: object) -> tuple[str, dict]:
     """Appends one `kind` row for run_dir to path (default RUN_DIR/results.csv; the header comes with
     the first row). metrics: exactly the columns of the kind (COLUMNS[kind]). -> (path, the row)."""
     columns = fields(kind)[:-1]

@@ -7,6 +7,7 @@ import datetime
 import fcntl
 import os
 import socket
+from collections.abc import Callable, Iterator
 
 from .errors import UserError
 
@@ -14,7 +15,7 @@ LOCK_NAME = ".run.lock"
 
 
 @contextlib.contextmanager
-def owned_output_dir(folder: str, log=print):
+def owned_output_dir(folder: str, log: Callable[[str], object] = print) -> Iterator[None]:
     """Holds OUTPUT_DIR's lock inside the block, or raises UserError naming the process that holds it.
     Only one process of a multi-process run takes it (global rank 0, or the launching process)."""
     folder = os.path.abspath(folder)

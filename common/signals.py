@@ -6,6 +6,9 @@ import contextlib
 import os
 import signal
 import threading
+from collections.abc import Iterable, Iterator
+from types import FrameType
+from typing import Any
 
 # SIGTERM: SLURM at a time limit or preemption, torchrun passing one on, `kill`; SIGUSR1: the usual
 # `sbatch --signal=USR1@SECONDS`; SIGUSR2: submitit's (1.5) `--signal=USR2@90` and its local executor's.
@@ -13,7 +16,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
 
 @contextlib.contextmanager
-def deferred_signals(signals=(signal.SIGINT, signal.SIGTERM)):
+def deferred_signals(signals: Iterable[int] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
     """Holds back the given signals in the main thread, where Python handles them (other threads never
     receive Python-level signals), and delivers them when the block is left."""
     if threading.current_thread() is not threading.main_thread():
@@ -35,7 +38,7 @@ class Stopped(BaseException):
     KeyboardInterrupt, so that the frameworks' `except Exception` (Detectron2 logs a traceback there) let
     it through to common/cli.py. One line per run: only global rank 0 has a message."""
 
-    def __init__(self, signal_name, where, checkpoint, main=True):
+    def __init__(self, signal_name: str, where: str, checkpoint: str, main: bool = True) -> None:
         message = f"stopped by {signal_name} at {where}; --resume auto continues from {checkpoint}"
         super().__init__(message if main else "")
 
@@ -45,29 +48,31 @@ class StopRequest:
     a stop signal only notes itself; the training loop asks agreed() at each step boundary. Installed in
     the main thread only (where Python runs signal handlers); the previous handlers come back after."""
 
-    def __init__(self):
+    _previous: dict[int, Any]
+
+    def __init__(self) -> None:
         self.signum, self._previous = 0, {}
 
-    def install(self):
+    def install(self) -> "StopRequest":
         if threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.signal(s, self._note) for s in STOP_SIGNALS}
         return self
 
-    def restore(self):
+    def restore(self) -> None:
         for s, handler in self._previous.items():
             signal.signal(s, signal.SIG_DFL if handler is None else handler)
         self._previous = {}
 
-    def __enter__(self):
+    def __enter__(self) -> "StopRequest":
         return self.install()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         self.restore()
 
-    def _note(self, signum, frame):
+    def _note(self, signum: int, frame: FrameType | None) -> None:
         self.signum = self.signum or signum
 
-    def agreed(self):
+    def agreed(self) -> str | None:
         """The stop signal's name once any process of the run got one, else None. With several processes
         every rank calls it at the same step and all get the same answer: one all_reduce (max) of the
         signal's number, on the device for NCCL. Every step: it measured 0.45-0.6 ms on 2 gloo processes

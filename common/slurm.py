@@ -11,6 +11,9 @@ writes its checkpoint and stops, and submitit requeues the job through `ToolTask
 waits for the tool to have stopped."""
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 import os
 import subprocess
 import sys
@@ -19,11 +22,14 @@ import time
 from .errors import UserError
 from .project import ROOT, TOOL_OF_SCRIPT, tool_path
 
+if TYPE_CHECKING:
+    import submitit
+
 OUTPUT_FLAGS = ("--output-dir", "--work-dir")
 STOP_WAIT_S = 80  # how long the requeue waits for the tool to stop (submitit signals 90 s before the limit)
 
 
-def add_arguments(parser, resources=True) -> None:
+def add_arguments(parser: argparse.ArgumentParser, resources: bool = True) -> None:
     """The submission options (tools/submit.py; tools/reproduce.py takes its resources from its own
     --nnodes / --nproc-per-node)."""
     group = parser.add_argument_group("SLURM (through submitit)")
@@ -81,7 +87,7 @@ class ToolTask:
     """The job's callable: runs the tool in each task (then on_success() on rank 0, e.g. marking a
     reproduction run done); submitit calls checkpoint() on a time limit."""
 
-    def __init__(self, command: list[str], on_success=None):
+    def __init__(self, command: list[str], on_success: Callable[[], object] | None = None) -> None:
         self.command, self.on_success = command, on_success
         self.proc = None
 
@@ -113,7 +119,7 @@ class ToolTask:
             self.on_success()
         return code
 
-    def checkpoint(self):
+    def checkpoint(self) -> submitit.helpers.DelayedSubmission:
         """On a time limit (rank 0): once the tool has written its checkpoint and stopped, the same command
         again; it continues with --resume auto."""
         import submitit
@@ -134,7 +140,8 @@ def _wait(proc, seconds=None):
     return proc.returncode
 
 
-def submit(args, command: list[str], dependency: str | None = None, on_success=None, job_dir: str | None = None):
+def submit(args: argparse.Namespace, command: list[str], dependency: str | None = None,
+           on_success: Callable[[], object] | None = None, job_dir: str | None = None) -> submitit.Job:
     """Submits one job running `command` (a tool's command line) with the resources and scheduler
     options of args (add_arguments); -> the submitit Job."""
     import submitit

@@ -10,6 +10,8 @@ import os
 import random
 import re
 import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +26,7 @@ from .run_lock import owned_output_dir
 from .signals import Stopped, StopRequest, deferred_signals
 
 
-def init_distributed():
+def init_distributed() -> tuple[int, int, torch.device]:
     """(rank, world_size, device) from torchrun's environment; gloo on CPU, nccl on GPU."""
     world = int(os.environ.get("WORLD_SIZE", 1))
     rank, local_rank = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
@@ -36,7 +38,7 @@ def init_distributed():
     return rank, world, device
 
 
-def resolve_precision(precision, device):
+def resolve_precision(precision: str, device: torch.device) -> str:
     """"auto" -> bf16 where the device supports it, else fp32; fp16 (GradScaler) only on GPUs."""
     if precision == "auto":
         if device.type == "cuda":
@@ -50,18 +52,18 @@ def resolve_precision(precision, device):
     return precision
 
 
-def autocast(device, precision):
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
-def lr_at(cfg, lr, epoch):
+def lr_at(cfg: Any, lr: float, epoch: float) -> float:
     """The lr at a fractional epoch under cfg's warm-up + half-cycle cosine schedule."""
     return cosine_lr(epoch, lr, cfg.warmup_epochs, cfg.epochs, cfg.min_lr)
 
 
-def accumulation_steps(batch_size, total_batch_size, world_size):
+def accumulation_steps(batch_size: int, total_batch_size: int, world_size: int) -> tuple[int, int]:
     """Batches to accumulate per optimizer step so that batch_size x processes x steps is
     total_batch_size (0: no accumulation); returns (steps, effective total batch)."""
     per_step = batch_size * world_size
@@ -71,7 +73,7 @@ def accumulation_steps(batch_size, total_batch_size, world_size):
     return total // per_step, total
 
 
-def cosine_lr(epoch, base_lr, warmup_epochs, epochs, min_lr=0.0):
+def cosine_lr(epoch: float, base_lr: float, warmup_epochs: float, epochs: float, min_lr: float = 0.0) -> float:
     """Linear warm-up, then half-cycle cosine to min_lr (epoch is fractional)."""
     if epoch < warmup_epochs:
         return base_lr * epoch / warmup_epochs
@@ -79,7 +81,7 @@ def cosine_lr(epoch, base_lr, warmup_epochs, epochs, min_lr=0.0):
     return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def param_digest(model):
+def param_digest(model: torch.nn.Module) -> str:
     """sha256 of every state-dict tensor: equal digests mean bit-identical models."""
     h = hashlib.sha256()
     for name, p in sorted(model.state_dict().items()):
@@ -91,7 +93,7 @@ def param_digest(model):
 class CsvLog:
     """One row per epoch; a resumed run first drops the rows past its checkpoint."""
 
-    def __init__(self, path, fields, start_epoch):
+    def __init__(self, path: str, fields: Sequence[str], start_epoch: int) -> None:
         self.path, self.fields = path, ("epoch", *fields)
         rows = []
         if os.path.isfile(path):
@@ -102,7 +104,7 @@ class CsvLog:
             writer.writeheader()
             writer.writerows(rows)
 
-    def write(self, epoch, **values):
+    def write(self, epoch: int, **values: Any) -> None:
         with open(self.path, "a", newline="") as f:
             csv.writer(f).writerow([epoch, *(_fmt(values[k]) for k in self.fields[1:])])
 
@@ -116,26 +118,27 @@ class ResumableSampler(DistributedSampler):
     `skip` samples of this process, so a run resumed within an epoch reads only what it has not trained on."""
     skip = 0
 
-    def set_epoch(self, epoch, skip=0):
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
         super().set_epoch(epoch)
         self.skip = skip
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return itertools.islice(super().__iter__(), self.skip, None)
 
 
-def rng_state(device):
+def rng_state(device: torch.device) -> dict[str, Any]:
     """This process's random generators (torch's on the CPU and the device, numpy's, Python's) as data
     that loads with weights_only=True."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "numpy": [kind, keys.tolist(), pos, has_gauss, gauss],
+    # numpy's stub picks get_state()'s dict overload (legacy=False) for a call without arguments
+    state = {"torch": torch.get_rng_state(), "numpy": [kind, keys.tolist(), pos, has_gauss, gauss],  # type: ignore[attr-defined]
              "python": random.getstate()}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state, device):
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
@@ -144,7 +147,7 @@ def set_rng_state(state, device):
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def plain(obj):
+def plain(obj: Any) -> Any:
     """Tuples to lists, recursively: configs stored in checkpoints load under weights_only."""
     if isinstance(obj, dict):
         return {k: plain(v) for k, v in obj.items()}
@@ -162,8 +165,20 @@ class TrainerBase:
     the training loop that train() runs."""
 
     tag = "train"
+    # set by the subclass (see above)
+    model: torch.nn.Module
+    ddp: Any  # the model, wrapped in DistributedDataParallel when world > 1
+    optimizer: torch.optim.Optimizer
+    scaler: Any  # torch.amp.GradScaler, or one that is disabled
+    sampler: ResumableSampler
+    loader: Any
+    state: Callable[[int], dict[str, Any]]
+    fit: Callable[[], Any]
+    stop_request: StopRequest
+    partial: dict[str, Any] | None
+    skipped: list[str]
 
-    def setup(self, cfg):
+    def setup(self, cfg: Any) -> None:
         check_ranges(cfg)
         self.cfg = cfg
         self.rank, self.world, self.device = init_distributed()
@@ -179,19 +194,19 @@ class TrainerBase:
         np.random.seed(cfg.seed + self.rank)  # mixup, RandAugment
         random.seed(cfg.seed + self.rank)  # RandAugment, timm's crops (in this process with num_workers=0)
 
-    def train(self):
+    def train(self) -> Any:
         """fit() (the subclass's training loop) while this run owns its output folder and takes stop
         requests (SIGTERM, SIGUSR1, SIGUSR2)."""
         with self.output_dir_owned(), StopRequest() as self.stop_request:
             return self.fit()
 
     @contextlib.contextmanager
-    def output_dir_owned(self):
+    def output_dir_owned(self) -> Iterator[None]:
         """The output folder is this run's alone while it trains: global rank 0 holds its lock, and every
         rank stops when another run holds it (rank 0 says why)."""
         os.makedirs(self.cfg.output_dir, exist_ok=True)
         with contextlib.ExitStack() as owned:
-            refusal = [None]
+            refusal: list[str | None] = [None]
             if self.is_main:
                 try:
                     owned.enter_context(owned_output_dir(self.cfg.output_dir, self.log))
@@ -205,7 +220,7 @@ class TrainerBase:
                 raise SystemExit(2)
             yield
 
-    def resume_checkpoint(self, resume):
+    def resume_checkpoint(self, resume: str | None) -> tuple[str | None, Any]:
         """--resume -> (path, loaded checkpoint), or (None, None) for a fresh start. 'auto' takes
         checkpoint-last.pth when present; if that one no longer loads (cut short outside the atomic
         save: a copy, a failing disk), the newest numbered checkpoint that loads, named in the log."""
@@ -228,7 +243,7 @@ class TrainerBase:
                 return path, ckpt
             raise
 
-    def resume_position(self, path, ckpt):
+    def resume_position(self, path: str, ckpt: dict[str, Any]) -> None:
         """Where a resumed run goes on: after the checkpoint's epochs, and for a stop request's checkpoint
         within the next epoch, after the samples it had trained on."""
         self.start_epoch, self.partial = ckpt.get("epoch", 0), ckpt.get("partial_epoch")
@@ -240,16 +255,16 @@ class TrainerBase:
                 where += f" (stopped with {len(self.partial['rng'])} processes: drop path and mixup draw anew)"
         self.log(f"resumed from {path} at {where}")
 
-    def batches_done(self):
+    def batches_done(self) -> int:
         """Batches per process of epoch start_epoch trained on before a stop request (the same samples
         for any number of processes: the sampler deals them out in turn)."""
         return self.partial["samples"] // (self.cfg.batch_size * self.world) if self.partial else 0
 
-    def log(self, msg):
+    def log(self, msg: str) -> None:
         if self.is_main:
             tqdm.write(f"[{self.tag}] {msg}")
 
-    def record_bad(self, messages, batch_is_empty, epoch, iteration):
+    def record_bad(self, messages: Sequence[str], batch_is_empty: bool, epoch: int, iteration: int) -> None:
         """Counts (each file once, whatever the epoch) and logs the unreadable images that the "skip"
         policy left out of a batch; a batch with no readable image at all stops the run."""
         for msg in messages:
@@ -260,13 +275,14 @@ class TrainerBase:
             raise UserError(f"epoch {epoch + 1}, batch {iteration}: none of its {len(messages)} images could be read "
                             f"(bad_images=skip), e.g. {messages[0]}; fix or remove the unreadable files")
 
-    def check_finite(self, loss, epoch, iteration):
+    def check_finite(self, loss: torch.Tensor, epoch: int, iteration: int) -> None:
         if not torch.isfinite(loss):
             last = self.last_path if os.path.isfile(self.last_path) else "none yet"
             raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, iteration {iteration} "
                                      f"(rank {self.rank}); stopping. The last good checkpoint is {last}")
 
-    def run_epoch(self, epoch, n_batches, batch_loss, writer=None, after_step=None):
+    def run_epoch(self, epoch: int, n_batches: int, batch_loss: Callable[[Any, Any], tuple[torch.Tensor, int]],
+                  writer: Any = None, after_step: Callable[[], object] | None = None) -> tuple[float, float | None, float]:
         """The loop both trainers run over the first n_batches batches of self.loader: per batch, the
         scheduled lr (set at the start of each accumulation cycle), batch_loss(inputs, targets) ->
         (loss, images) on the device, the NaN guard and the scaled backward (DDP's no_sync until the
@@ -280,7 +296,7 @@ class TrainerBase:
         done, partial, self.partial = self.batches_done(), self.partial, None  # it holds for its own epoch only
         self.sampler.set_epoch(epoch, skip=done * cfg.batch_size)
         self.optimizer.zero_grad(set_to_none=True)
-        before = partial or {"loss_sum": 0.0, "seen": 0, "lr": None}
+        before: dict[str, Any] = partial or {"loss_sum": 0.0, "seen": 0, "lr": None}
         # rank 0 carries the epoch's sums from before the stop (one process: the very sums of a run without it);
         # on the device: NCCL reduces GPU tensors only, and the sum needs no host sync
         loss_sum = torch.tensor(before["loss_sum"] if self.is_main else 0.0, dtype=torch.float64, device=self.device)
@@ -326,21 +342,22 @@ class TrainerBase:
                     bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}",
                                     img_s=f"{(seen - first_seen) * self.world / (time.perf_counter() - start):.1f}",
                                     refresh=False)
-        loss_total, images = self.sum_over_ranks(loss_sum, seen)
+        loss_total, images = self.sum_over_ranks(loss_sum, seen)  # type: ignore[assignment]  # now a float
         return loss_total / max(images, 1), lr, (images - before["seen"]) / (time.perf_counter() - start)
 
-    def sum_over_ranks(self, loss_sum, seen):
+    def sum_over_ranks(self, loss_sum: torch.Tensor, seen: int) -> tuple[float, float]:
         """(loss sum, images) of the epoch over all processes."""
         totals = torch.stack([loss_sum, torch.tensor(float(seen), dtype=torch.float64, device=self.device)])
         if self.world > 1:
             dist.all_reduce(totals)
         return float(totals[0]), float(totals[1])
 
-    def stop(self, signal_name, epoch, batches, totals, lr, writer):
+    def stop(self, signal_name: str, epoch: int, batches: int, totals: tuple[float, float], lr: float | None,
+             writer: Any) -> None:
         """A stop request that every rank agreed on after `batches` batches of the epoch: checkpoint-last.pth
         gets the state within the epoch (written by rank 0; every rank waits until it is complete), then
         Stopped ends the run."""
-        states = [rng_state(self.device)]
+        states: list[Any] = [rng_state(self.device)]
         if self.world > 1:
             states = [None] * self.world
             dist.all_gather_object(states, rng_state(self.device))
@@ -354,7 +371,7 @@ class TrainerBase:
             dist.barrier()
         raise Stopped(signal_name, f"epoch {epoch + 1}, iteration {batches}", self.last_path, self.is_main)
 
-    def optimizer_step(self):
+    def optimizer_step(self) -> None:
         if self.cfg.clip_grad:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
@@ -362,7 +379,7 @@ class TrainerBase:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
 
-    def save(self, epoch):
+    def save(self, epoch: int) -> None:
         """The checkpoints after `epoch` epochs (rank 0 writes them)."""
         if not self.is_main:
             return

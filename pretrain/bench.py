@@ -5,6 +5,9 @@ import itertools
 import os
 import re
 import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
 from multiprocessing import Pool
 
 import torch
@@ -13,9 +16,10 @@ from backbones.checkpoint import official_to_hf_vitmae
 from common.gpu_data import data_loader
 
 from .data import PretrainDataset
+from .mae import MaskedAutoencoder
 
 
-def hf_peer(ours, norm_pix_loss):
+def hf_peer(ours: MaskedAutoencoder, norm_pix_loss: bool) -> torch.nn.Module:
     from transformers import ViTMAEConfig, ViTMAEForPreTraining
 
     dec = ours.decoder_blocks[0]
@@ -39,26 +43,28 @@ _TRANSFORMERS5_RENAMES = [(r"^vit\.encoder\.layer\.", "vit.layers."), (r"attenti
                           (r"\.output\.dense", ".mlp.fc2")]
 
 
-def _transformers5_name(key):
+def _transformers5_name(key: str) -> str:
     for pattern, new in _TRANSFORMERS5_RENAMES:
         key = re.sub(pattern, new, key)
     return key
 
 
-def mae_step(model, imgs, noise, autocast, is_hf=False):
+def mae_step(model: torch.nn.Module, imgs: torch.Tensor, noise: torch.Tensor | None,
+             autocast: Callable[[], AbstractContextManager[Any]],
+             is_hf: bool = False) -> tuple[Callable[[], torch.Tensor], Callable[[], torch.Tensor]]:
     """-> (step, forward_backward): one training step as the trainer runs it (forward + backward +
     fused AdamW; it waits for the GPU, so a timer around it times the whole step) and the forward +
     backward alone (for FLOP counting); both return the loss. autocast: a context factory."""
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.95),
                             weight_decay=0.05, fused=True)
 
-    def forward_backward():
+    def forward_backward() -> torch.Tensor:
         with autocast():
             loss = model(pixel_values=imgs, noise=noise).loss if is_hf else model(imgs, mask_ratio=0.75, noise=noise)[0]
         loss.backward()
         return loss
 
-    def step():
+    def step() -> torch.Tensor:
         loss = forward_backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -69,7 +75,7 @@ def mae_step(model, imgs, noise, autocast, is_hf=False):
     return step, forward_backward
 
 
-def write_jpeg(job):
+def write_jpeg(job: tuple[str, int, int, int]) -> None:
     import numpy as np
     from PIL import Image, ImageDraw
 
@@ -86,7 +92,7 @@ def write_jpeg(job):
     img.save(path, quality=90)
 
 
-def generated_jpegs(folder, count, width, height):
+def generated_jpegs(folder: str, count: int, width: int, height: int) -> list[str]:
     """`count` JPEGs of width x height in folder (kept: a second run reuses them)."""
     os.makedirs(folder, exist_ok=True)
     jobs = [(os.path.join(folder, f"{width}x{height}-{i:05d}.jpg"), width, height, i) for i in range(count)]
@@ -97,7 +103,8 @@ def generated_jpegs(folder, count, width, height):
     return [job[0] for job in jobs]
 
 
-def loader_images_per_s(paths, batch, workers, batches, input_size=224, backend="pil", device="cpu"):
+def loader_images_per_s(paths: Sequence[str], batch: int, workers: int, batches: int, input_size: int = 224,
+                        backend: str = "pil", device: str | torch.device = "cpu") -> tuple[float, float, float]:
     """(images per second delivered by the pre-training loader after its first batch, CPU milliseconds per image
     in its workers, in the main process) for a data backend; the gpu backend's batches finished on `device`."""
     device = torch.device(device)
@@ -119,9 +126,9 @@ def loader_images_per_s(paths, batch, workers, batches, input_size=224, backend=
     return rate, 1000 * worker_s / seen, 1000 * main_s / seen
 
 
-def cpu_seconds():
+def cpu_seconds() -> tuple[float, float]:
     """(CPU seconds of this process's child processes, the loader's workers; of this process), from /proc."""
-    def of(pid):
+    def of(pid: str) -> float:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()  # utime and stime: the 14th and 15th fields
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

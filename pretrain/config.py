@@ -60,7 +60,7 @@ class PretrainConfig:
     argument_groups = {"model_overrides": lambda: _mae_class()}
 
 
-def _mae_class():
+def _mae_class() -> "type[MaskedAutoencoder]":
     from .mae import MaskedAutoencoder
 
     return MaskedAutoencoder

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.transforms import functional as F
@@ -71,11 +73,11 @@ class FullSizeRandomResizedCrop(transforms.RandomResizedCrop):
     scale (it records the full size in img.info["full_size"]): the same draws give the same view.
     At full size it is RandomResizedCrop itself (the same draws and pixels)."""
 
-    def crop_box(self, width, height):
+    def crop_box(self, width: int, height: int) -> tuple[int, int, int, int]:
         """(top, left, height, width) of the crop of a width x height image (also the gpu backend's draw)."""
         return self.get_params(torch.empty(1).expand(1, height, width), self.scale, self.ratio)
 
-    def forward(self, img):
+    def forward(self, img: Image.Image) -> Image.Image:
         width, height = img.info.get("full_size", img.size)
         top, left, h, w = self.crop_box(width, height)
         sx, sy = img.width / width, img.height / height
@@ -126,8 +128,9 @@ class PretrainDataset(Dataset):
     noise) pairs, the same crop drawn for it; bad_images="skip" yields BadImageError instances instead of
     raising, which `collate` counts and reports (never silently dropped)."""
 
-    def __init__(self, paths, input_size, patch_size, mask_ratio=0.75, mask_sampling="random", seed=0,
-                 bad_images="fail", augmentation="crop_rand", data_backend="pil"):
+    def __init__(self, paths: Sequence[str], input_size: int, patch_size: int, mask_ratio: float = 0.75,
+                 mask_sampling: str = "random", seed: int = 0, bad_images: str = "fail", augmentation: str = "crop_rand",
+                 data_backend: str = "pil") -> None:
         if bad_images not in ("fail", "skip"):
             raise ValueError(f"bad_images must be 'fail' or 'skip', got {bad_images!r}")
         self.paths, self.seed, self.epoch = paths, seed, 0
@@ -141,7 +144,7 @@ class PretrainDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index):

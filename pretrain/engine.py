@@ -4,6 +4,7 @@ import contextlib
 import dataclasses
 import json
 import os
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -17,14 +18,14 @@ from common.gpu_data import data_loader
 from common.images import BadImageError, normalize, read_image
 from common.training import CsvLog, ResumableSampler, TrainerBase, autocast, param_digest, plain
 
-from .config import build_model
+from .config import PretrainConfig, build_model
 from .data import PretrainDataset, eval_transform, list_images
-from .mae import fit_pca
+from .mae import MaskedAutoencoder, fit_pca
 from .masking import sample_noise
 from .visualize import save_reconstruction_figure
 
 
-def check_masking(cfg, patch_size):
+def check_masking(cfg: PretrainConfig, patch_size: int) -> None:
     """The mask leaves at least one of the L patches visible (the model keeps int(L * (1 - mask_ratio)))
     and suits the sampling strategy."""
     side = cfg.input_size // patch_size
@@ -36,8 +37,9 @@ def check_masking(cfg, patch_size):
 
 class Trainer(TrainerBase):
     tag = "pretrain"
+    model: MaskedAutoencoder
 
-    def __init__(self, cfg, resume=None):
+    def __init__(self, cfg: PretrainConfig, resume: str | None = None) -> None:
         self.setup(cfg)
         self.model = build_model(cfg).to(self.device)
         check_masking(cfg, self.model.patch_size)
@@ -70,12 +72,12 @@ class Trainer(TrainerBase):
         self.train_forward = torch.compile(self.ddp) if compiled else self.ddp
 
     # -- state -----------------------------------------------------------------------------------
-    def state(self, epoch):
+    def state(self, epoch: int) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "epoch": epoch,
                 "config": plain(dataclasses.asdict(self.cfg)), "skipped_images": self.skipped}
 
-    def load(self, path, ckpt):
+    def load(self, path: str, ckpt: Any) -> None:
         if not isinstance(ckpt, dict) or not {"model", "optimizer", "scaler", "epoch"} <= ckpt.keys() or "classes" in ckpt:
             raise CheckpointError(f"{path} is not a checkpoint of tools/pretrain.py (it holds no pre-training state); "
                                   f"--resume continues a pre-training run from its own checkpoint-last.pth")
@@ -85,14 +87,14 @@ class Trainer(TrainerBase):
         self.scaler.load_state_dict(ckpt["scaler"])
         self.resume_position(path, ckpt)
 
-    def fit_pca(self):
+    def fit_pca(self) -> None:
         imgs = self.readable_images(self.cfg.pca_fit_images)
         explained = fit_pca(self.model, imgs.split(64))
         self.log(f"PCA target: {self.model.pca_components.shape[0]} components fitted on {len(imgs)} images "
                  f"explain {explained:.1%} of patch variance")
 
     # -- training --------------------------------------------------------------------------------
-    def fit(self):
+    def fit(self) -> dict[str, Any]:
         cfg = self.cfg
         writer = csv_log = None
         if self.is_main:
@@ -116,17 +118,17 @@ class Trainer(TrainerBase):
         return self.finish(writer)
 
     @property
-    def steps_per_epoch(self):
+    def steps_per_epoch(self) -> int:
         return len(self.loader) // self.accum_iter
 
-    def train_one_epoch(self, epoch, writer, csv_log):
+    def train_one_epoch(self, epoch: int, writer: Any, csv_log: CsvLog | None) -> float:
         cfg = self.cfg
         self.ddp.train()
         self.dataset.set_epoch(epoch)
         # Model-side randomness (drop path) is seeded per epoch and rank: a resumed run repeats it exactly.
         torch.manual_seed(hash((cfg.seed, epoch, self.rank)) % (2**63))
 
-        def batch_loss(imgs, noise):
+        def batch_loss(imgs: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, int]:
             with autocast(self.device, self.precision):
                 return self.train_forward(normalize(imgs), mask_ratio=cfg.mask_ratio, noise=noise)[0], len(imgs)
 
@@ -139,7 +141,7 @@ class Trainer(TrainerBase):
             self.log(f"epoch {epoch + 1}/{cfg.epochs}: loss {epoch_loss:.4f}, lr {lr:.3g}, {images_per_s:.1f} img/s")
         return epoch_loss
 
-    def readable_images(self, count):
+    def readable_images(self, count: int) -> torch.Tensor:
         """The first `count` readable images, centre-cropped (figures show the same ones all run)."""
         transform, imgs = eval_transform(self.cfg.input_size), []
         for path in self.paths:
@@ -149,7 +151,7 @@ class Trainer(TrainerBase):
                 imgs.append(transform(read_image(path)))
         return torch.stack(imgs)
 
-    def finish(self, writer):
+    def finish(self, writer: Any) -> dict[str, Any]:
         digests = [None] * self.world
         if self.world > 1:
             dist.all_gather_object(digests, param_digest(self.model))

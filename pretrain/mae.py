@@ -7,6 +7,7 @@ are exactly the official ones; the decoder adds `mask_token`, `decoder_embed`, `
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -30,10 +31,11 @@ class MaskedAutoencoder(VisionTransformer):
     masked ones replaced by a learned token; the decoder then gets the full sequence.
     """
 
-    def __init__(self, img_size=224, patch_size=16, in_chans=3, embed_dim=1024, depth=24, num_heads=16,
-                 decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16, mlp_ratio=4.0, norm_eps=1e-6,
-                 target="pixel", norm_pix_loss=False, pca_dim=96, loss_on="masked", mask_sampling="random",
-                 encoder_mask_token=False, tokenizer=None, drop_path_rate=0.0, grad_checkpointing=False):
+    def __init__(self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3, embed_dim: int = 1024, depth: int = 24,
+                 num_heads: int = 16, decoder_embed_dim: int = 512, decoder_depth: int = 8, decoder_num_heads: int = 16,
+                 mlp_ratio: float = 4.0, norm_eps: float = 1e-6, target: str = "pixel", norm_pix_loss: bool = False,
+                 pca_dim: int = 96, loss_on: str = "masked", mask_sampling: str = "random", encoder_mask_token: bool = False,
+                 tokenizer: nn.Module | None = None, drop_path_rate: float = 0.0, grad_checkpointing: bool = False) -> None:
         if norm_pix_loss:  # the official argument name
             target = "norm_pixel"
         if target not in TARGETS:
@@ -180,7 +182,7 @@ MAE_MODELS = {
 }
 
 
-def build_mae(name: str, **overrides) -> MaskedAutoencoder:
+def build_mae(name: str, **overrides: Any) -> MaskedAutoencoder:
     """build_mae("mae_vit_base_patch16", norm_pix_loss=True, ...) with the official sizes
     (decoder 512-d, 8 blocks, 16 heads by default); any argument of MaskedAutoencoder overrides."""
     if name not in MAE_MODELS:

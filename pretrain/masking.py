@@ -48,7 +48,7 @@ def _block_mask(rows, cols, mask_ratio, generator):
     masked = torch.zeros(rows, cols, dtype=torch.bool)
     log_aspect = (math.log(0.3), math.log(1 / 0.3))
 
-    def uniform(lo, hi):
+    def uniform(lo: float, hi: float) -> float:
         return lo + (hi - lo) * torch.rand((), generator=generator).item()
 
     for _ in range(100 * rows * cols):  # bounded: each accepted block adds at least one patch

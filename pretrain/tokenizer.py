@@ -38,7 +38,7 @@ class DiscreteVAE(nn.Module):
     """DALL-E's encoder and decoder at a chosen width and vocabulary, trained with the Gumbel-softmax
     relaxation (tools/train_dvae.py). Only the encoder is used as a tokenizer."""
 
-    def __init__(self, n_hid=64, n_blk_per_group=1, vocab_size=512, n_init=64):
+    def __init__(self, n_hid: int = 64, n_blk_per_group: int = 1, vocab_size: int = 512, n_init: int = 64) -> None:
         super().__init__()
         Encoder, _, Decoder, _ = _dall_e()
         self.arch = dict(n_hid=n_hid, n_blk_per_group=n_blk_per_group, vocab_size=vocab_size, n_init=n_init)
@@ -85,7 +85,7 @@ class Tokenizer(nn.Module):
     the same crop at half the resolution for the same reason: 224 px / 16 px patches -> 112 px / 8).
     """
 
-    def __init__(self, encoder):
+    def __init__(self, encoder: nn.Module) -> None:
         super().__init__()
         # channels-last: the same convolutions about 1.5x faster on CPUs (oneDNN's preferred layout)
         self.encoder = encoder.eval().requires_grad_(False).to(memory_format=torch.channels_last)

@@ -22,6 +22,7 @@ import csv
 import math
 import os
 from dataclasses import dataclass
+from typing import Any
 
 # "About equal" in Table 7 means differences of at most 0.2 points; 1 point is the margin we accept
 # as equal at small scale (any margin is a choice, so it is stated rather than hidden in the rule).
@@ -35,7 +36,7 @@ class Sample:
     n: int
 
 
-def pooled_standard_error(a, b):
+def pooled_standard_error(a: Sample, b: Sample) -> float | None:
     """The standard error of mean(a) - mean(b) from the pooled variance; None with n < 2 in a row."""
     if a.n < 2 or b.n < 2:
         return None
@@ -43,7 +44,7 @@ def pooled_standard_error(a, b):
     return math.sqrt(pooled_var) * math.sqrt(1 / a.n + 1 / b.n)
 
 
-def verdict(a, b, claim):
+def verdict(a: Sample, b: Sample, claim: str) -> str:
     """claim: "greater" (A > B or A >= B) or "equal" (A about equal to B)."""
     se = pooled_standard_error(a, b)
     if se is None:
@@ -98,12 +99,12 @@ def _num(value, digits=3):
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def where(table):
+def where(table: int | str) -> str:
     """A comparison's table as a reader names it: Table 3, Figure 5."""
     return table if isinstance(table, str) else f"Table {table}"
 
 
-def evaluate(samples, preset):
+def evaluate(samples: dict[tuple[int | str, str, str], Sample], preset: str) -> list[dict[str, Any]]:
     """samples: (table, row, column) -> Sample for the measured cells. -> one dict per FIELDS row."""
     rows = []
     for finding in sorted({c.finding for c in COMPARISONS}):
@@ -116,7 +117,7 @@ def evaluate(samples, preset):
     return rows
 
 
-def compare(c, samples, preset):
+def compare(c: Comparison, samples: dict[tuple[int | str, str, str], Sample], preset: str) -> dict[str, Any]:
     """One comparison's FIELDS row."""
     a, b = samples.get((c.table, c.row_a, c.column)), samples.get((c.table, c.row_b, c.column))
     row = dict(finding=c.finding, statement=c.statement, table=c.table, column=c.column, row_a=c.row_a,
@@ -131,7 +132,7 @@ def compare(c, samples, preset):
     return row
 
 
-def write(rows, folder):
+def write(rows: list[dict[str, Any]], folder: str) -> tuple[str, str]:
     """findings.csv (one row per comparison) and findings.md (grouped by finding) under folder."""
     os.makedirs(folder, exist_ok=True)
     csv_path = os.path.join(folder, "findings.csv")

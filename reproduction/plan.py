@@ -1,10 +1,11 @@
 """From the paper's table cells to the runs behind them: every cell of Tables 3-7 names its runs
 (one per seed; recipes.py builds them), and ordered() puts dependencies first."""
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from . import findings
 from .paper_tables import FIGURE5, OTHER_METHODS, TABLE1, TABLES
-from .recipes import TABLE6_DATASETS, Unavailable
+from .recipes import TABLE6_DATASETS, Preset, Unavailable
 
 TARGETS = {"pixel (w/o norm)": "pixel", "pixel (w/ norm)": "norm_pixel", "dVAE token": "dvae_token"}
 TABLE7_TASKS = {"IN1K": ("cls-imagenet", "top1"), "COCO": ("det", "ap_box"), "ADE20K": ("seg", "mIoU")}
@@ -12,22 +13,22 @@ TABLE7_TASKS = {"IN1K": ("cls-imagenet", "top1"), "COCO": ("det", "ap_box"), "AD
 
 @dataclass
 class Cell:
-    table: int
+    table: int | str  # a table's number, or findings.SWEEP / PARTIAL
     row: str
     column: str
     paper: object
     runs: tuple = ()  # the runs (one per seed) whose records hold the values
     metric: str = ""
     note: str = ""
-    measured: object = None  # the mean over the finished runs
-    std: object = None  # their sample standard deviation (n - 1), with two runs or more
+    measured: float | None = None  # the mean over the finished runs
+    std: float | None = None  # their sample standard deviation (n - 1), with two runs or more
     n_runs: int = 0
 
-    def sample(self):
+    def sample(self) -> findings.Sample:
         return findings.Sample(self.measured, float("nan") if self.std is None else self.std, self.n_runs)
 
 
-def cell_source(table, row, column, preset):
+def cell_source(table: int | str, row: str, column: str, preset: Preset) -> tuple[tuple[str, ...], str]:
     """(run names, one per seed; metric) behind one cell; raises Unavailable with the reason when there is none."""
     if row in OTHER_METHODS:
         raise Unavailable(f"{row} is another method's published result; this toolkit trains MAE and the supervised baseline")
@@ -52,7 +53,7 @@ def cell_source(table, row, column, preset):
     return tuple(f"{run}-seed{seed}" for seed in preset.seeds(transfer)), metric
 
 
-def plan(preset, tables):
+def plan(preset: Preset, tables: Iterable[int]) -> list[Cell]:
     cells = []
     for t in tables:
         spec = TABLES[t]
@@ -97,23 +98,23 @@ PARTIAL = "Figure 9"  # the "table" of the partial fine-tuning cells
 PROTOCOL_COLUMNS = {"ft": "", "lin": "-lin"}  # a cell's column -> its runs' PROTOCOL suffix
 
 
-def table1_entries():
+def table1_entries() -> Iterator[tuple[str, str]]:
     """(sub-table, entry) in the paper's order, each sub-table's entries that the paper lacks first."""
     for sub, paper in TABLE1.items():
         for entry in [e for e in TABLE1_SOURCES[sub] if e not in paper] + list(paper):
             yield sub, entry
 
 
-def figure5_row(ratio):
+def figure5_row(ratio: float) -> str:
     return f"{ratio:.0%}"
 
 
-def ablation_plan(preset):
+def ablation_plan(preset: Preset) -> list[Cell]:
     """The cells of Table 1 (row "SUB-TABLE: ENTRY"), Figure 5 (row "75%") and Figure 9 (row: blocks
     tuned), each with its runs: ft / lin columns, the first n seeds of the lin / ft / partial runs."""
     size = preset.sizes["B"]
 
-    def runs(source, suffix, transfer):
+    def runs(source: str, suffix: str, transfer: str) -> tuple[str, ...]:
         return tuple(f"cls-imagenet-{size}-{source}{suffix}-seed{seed}" for seed in preset.seeds(transfer))
 
     cells = []
@@ -141,11 +142,11 @@ def ablation_plan(preset):
     return cells
 
 
-def ordered(preset, names):
+def ordered(preset: Preset, names: Iterable[str]) -> list[str]:
     """Dependencies first, each run once."""
     order, seen = [], set()
 
-    def visit(name):
+    def visit(name: str) -> None:
         if name not in seen:
             seen.add(name)
             for dep in preset.runs[name].deps:

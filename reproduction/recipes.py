@@ -31,6 +31,9 @@ SCRATCH / DET / SEG[SIZE] on the paper preset; each method lists the tool's argu
 """
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable, Iterable
+from typing import Any
 import os
 import re
 import sys
@@ -62,11 +65,11 @@ class Run:
     seconds: float = 0.0
 
     @property
-    def marker(self):
+    def marker(self) -> str:
         return os.path.join(self.out_dir, "reproduce.done")
 
     @property
-    def done(self):
+    def done(self) -> bool:
         return os.path.isfile(self.marker)
 
 
@@ -106,7 +109,7 @@ ALL_TARGETS = ("pixel", "norm_pixel", "dvae_token")
 IN_PROCESS_LOADING = ("num_workers=0",)
 
 
-def cls_schedule(epochs):
+def cls_schedule(epochs: int) -> tuple[str, ...]:
     """tools/train_cls.py's length settings in the CPU presets: the fine-tuning recipe's 5 warm-up epochs
     of 100 (at least one), validated 4 times (the last is the result), a numbered checkpoint halfway."""
     return (f"epochs={epochs}", f"warmup_epochs={max(1, epochs // 20)}", f"eval_every={max(1, epochs // 4)}",
@@ -158,27 +161,27 @@ class Preset:
     # one run per cell unless a preset says otherwise: at paper scale each extra seed costs GPU-days
     runs_per_cell = dict(in1k=1, table6=1, det=1, seg=1)
 
-    def __init__(self, name, out, args):
+    def __init__(self, name: str, out: str, args: argparse.Namespace) -> None:
         self.name, self.args, self.root_dir = name, args, out
         self.runs_dir = os.path.join(out, "runs", name)
         self.results = os.path.join(out, "results")
         self.runs = {}
 
-    def recipes(self):
+    def recipes(self) -> dict[str, Callable[..., Run]]:
         """run kind -> the method that builds its Run from the other parts of the name (and the seed)."""
         return {"pretrain": self.pretrain, "cls": self.cls, "det": self.det, "seg": self.seg}
 
-    def size(self, column):
+    def size(self, column: str) -> str:
         size = SIZE_OF_COLUMN[column]
         if size not in self.sizes:
             raise Unavailable(f"preset {self.name} runs the {'/'.join('ViT-' + s for s in self.sizes)} column(s) only")
         return self.sizes[size]
 
-    def seeds(self, transfer):
+    def seeds(self, transfer: str) -> tuple[int, ...]:
         """The seeds of every cell of one transfer kind (in1k, table6, det, seg)."""
         return SEEDS[:self.runs_per_cell[transfer]]
 
-    def get(self, name):
+    def get(self, name: str) -> Run:
         if name not in self.runs:
             seeded = re.fullmatch(r"(.*)-seed(\d+)", name)  # transfer runs: NAME-seedN, the seed their last argument
             kind, *parts = (seeded[1] if seeded else name).split("-")
@@ -192,40 +195,40 @@ class Preset:
             self.runs[name] = run
         return self.runs[name]
 
-    def out(self, name):
+    def out(self, name: str) -> str:
         return os.path.abspath(os.path.join(self.runs_dir, name))
 
-    def checkpoint(self, source, size):
+    def checkpoint(self, source: str, size: str) -> tuple[str, str]:
         """The encoder a transfer run starts from, and the run that makes it (one pre-training per source)."""
         run = self.supervised_run(size) if source == "supervised" else f"pretrain-{size}-{source}"
         return os.path.join(self.out(run), "checkpoint-last.pth"), run
 
-    def supervised_run(self, size):
+    def supervised_run(self, size: str) -> str:
         """Supervised pre-training on ImageNet with its labels: the paper's baseline of Tables 4 and 5 is
         the from-scratch ImageNet classifier (of the first seed)."""
         return f"cls-imagenet-{size}-scratch-seed{SEEDS[0]}"
 
-    def csv(self, kind):
+    def csv(self, kind: str) -> str:
         return os.path.abspath(os.path.join(self.results, "runs", f"{kind}.csv"))
 
-    def recorded(self, kind):
+    def recorded(self, kind: str) -> dict[str, Any]:
         """The Run fields of a transfer run whose tool records a `kind` result row in results/runs/KIND.csv."""
         return dict(result_kind=kind, results_csv=self.csv(kind))
 
-    def pretrain(self, size, target):
+    def pretrain(self, size: str, target: str) -> Run:
         raise NotImplementedError
 
-    def cls(self, dataset, size, source, seed):
+    def cls(self, dataset: str, size: str, source: str, seed: int) -> Run:
         raise NotImplementedError
 
-    def det(self, size, source, seed):
+    def det(self, size: str, source: str, seed: int) -> Run:
         raise NotImplementedError
 
-    def seg(self, size, source, seed):
+    def seg(self, size: str, source: str, seed: int) -> Run:
         raise NotImplementedError
 
 
-def tool(script, *args):
+def tool(script: str, *args: object) -> list[str]:
     return [sys.executable, tool_path(script), *map(str, args)]
 
 
@@ -235,7 +238,7 @@ class CpuPreset(Preset):
 
     sizes = {"B": "tiny"}
 
-    def __init__(self, name, out, args):
+    def __init__(self, name: str, out: str, args: argparse.Namespace) -> None:
         super().__init__(name, out, args)
         self.scale = SCALES[name]
         self.runs_per_cell = self.scale.runs_per_cell
@@ -248,13 +251,13 @@ class CpuPreset(Preset):
             self.results = os.path.join(out, f"results-data{self.data_seed}")
         self.data = os.path.abspath(os.path.join(out, "data", draw))
 
-    def recipes(self):
+    def recipes(self) -> dict[str, Callable[..., Run]]:
         return {"toy_data": self.toy_data, "dvae": self.dvae, **super().recipes()}
 
-    def toy_data(self):
+    def toy_data(self) -> Run:
         return Run(func=self.write_data)
 
-    def write_data(self):
+    def write_data(self) -> None:
         from reproduction import toy_data as toy
 
         s, d, seed = self.scale, self.data, 10 * self.data_seed  # each set its own seed: seed + 0 .. 9
@@ -267,20 +270,20 @@ class CpuPreset(Preset):
         toy.write_coco(os.path.join(d, "coco"), *s.coco_images, size=128, seed=seed + 8)
         toy.write_ade20k(os.path.join(d, "ade"), *s.ade_images, size=64, seed=seed + 9)
 
-    def dvae(self):
+    def dvae(self) -> Run:
         s = self.scale
         return Run(deps=("toy_data",), argv=tool(
             TOOLS["dvae"].script, "--data", os.path.join(self.data, "pretrain"), "--output-dir", self.out("dvae"),
             "--epochs", s.dvae_epochs, "--batch-size", 64 if s.pretrain_images >= 64 else s.pretrain_images, "--resume",
             "--seed", self.data_seed))
 
-    def supervised_run(self, size):
+    def supervised_run(self, size: str) -> str:
         """The supervised baseline sees the same images as MAE's pre-training, with their labels (the
         largest classification object's class), as the paper's does with ImageNet; the ImageNet-layout
         set of Table 3 is a few hundred labelled images, not a pre-training set."""
         return f"pretrain-{size}-supervised"
 
-    def pretrain(self, size, target):
+    def pretrain(self, size: str, target: str) -> Run:
         s, deps = self.scale, ("toy_data",)
         if target not in (*s.targets, "supervised"):
             raise Unavailable(f"preset {self.name} pre-trains the {', '.join(s.targets)} target(s) only (its time budget); "
@@ -302,7 +305,7 @@ class CpuPreset(Preset):
             f"vis_every={s.pretrain_epochs}",
             f"batch_size={min(32, s.pretrain_images)}", f"seed={self.data_seed}", *extra))
 
-    def cls(self, dataset, size, source, seed):
+    def cls(self, dataset: str, size: str, source: str, seed: int) -> Run:
         s = self.scale
         epochs = s.scratch_epochs if source == "scratch" else s.cls_epochs if dataset == "imagenet" else s.table6_epochs
         argv = tool(TOOLS["cls"].script, "--cfg", CPU_CONFIGS["cls-scratch" if source == "scratch" else "cls"],
@@ -317,12 +320,12 @@ class CpuPreset(Preset):
             deps += (run,)
         return Run(argv=argv, deps=deps, **self.recorded("cls"))
 
-    def dense_source(self, source):
+    def dense_source(self, source: str) -> None:
         if source not in self.scale.dense_sources:
             raise Unavailable(f"preset {self.name} runs detection and segmentation from {' and '.join(self.scale.dense_sources)} "
                               f"only (its time budget); --preset small runs them from every target")
 
-    def det(self, size, source, seed):
+    def det(self, size: str, source: str, seed: int) -> Run:
         self.dense_source(source)
         init, run = self.checkpoint(source, size)
         n, coco = self.scale.det_iters, os.path.join(self.data, "coco")
@@ -339,7 +342,7 @@ class CpuPreset(Preset):
             f"lr_multiplier.scheduler.milestones=[{first},{second}]",
             f"lr_multiplier.warmup_length={min(0.25, 25 / n)}", f"train.seed={seed}"))
 
-    def seg(self, size, source, seed):
+    def seg(self, size: str, source: str, seed: int) -> Run:
         self.dense_source(source)
         init, run = self.checkpoint(source, size)
         n, warmup = self.scale.seg_iters, max(1, self.scale.seg_iters // 10)
@@ -364,14 +367,14 @@ class PaperPreset(Preset):
     DET = {"B": "mask_rcnn_vit_b", "L": "mask_rcnn_vit_l"}
     SEG = {"B": "upernet_vit_b", "L": "upernet_vit_l"}
 
-    def __init__(self, name, out, args):
+    def __init__(self, name: str, out: str, args: argparse.Namespace) -> None:
         super().__init__(name, out, args)
         if not args.data_root:
             raise SystemExit("error: --preset paper needs --data-root (holding imagenet/, coco/, ADEChallengeData2016/, "
                              "inat2017/, inat2018/, inat2019/, places205/, places365/)")
         self.root = os.path.abspath(args.data_root)
 
-    def torchrun(self, script, *args):
+    def torchrun(self, script: str, *args: object) -> list[str]:
         """The tool under torchrun on every machine; with --submit, the tool alone (its SLURM job's tasks
         are its processes, common.slurm)."""
         a = self.args
@@ -381,7 +384,7 @@ class PaperPreset(Preset):
                 f"--master_addr={a.master_addr}", f"--master_port={a.master_port}",
                 tool_path(script), *map(str, args)]
 
-    def pretrain(self, size, target):
+    def pretrain(self, size: str, target: str) -> Run:
         if size not in self.PRETRAIN:
             raise Unavailable(f"no pre-training config for ViT-{size}")
         extra = []
@@ -394,7 +397,7 @@ class PaperPreset(Preset):
             os.path.join(self.root, "imagenet", "train"), "--output-dir", self.out(f"pretrain-{size}-{target}"),
             "--resume", "auto", f"target={target}", *extra))
 
-    def cls(self, dataset, size, source, seed):
+    def cls(self, dataset: str, size: str, source: str, seed: int) -> Run:
         recipes = self.SCRATCH if source == "scratch" else self.FINETUNE
         if size not in recipes:
             raise Unavailable(f"no {'from-scratch' if source == 'scratch' else 'fine-tuning'} recipe for ViT-{size} "
@@ -410,7 +413,7 @@ class PaperPreset(Preset):
             deps = (run,)
         return Run(argv=argv, deps=deps, **self.recorded("cls"))
 
-    def det(self, size, source, seed):
+    def det(self, size: str, source: str, seed: int) -> Run:
         if size not in self.DET:
             raise Unavailable(f"no Mask R-CNN config for ViT-{size}")
         init, run = self.checkpoint(source, size)
@@ -424,7 +427,7 @@ class PaperPreset(Preset):
             str(a.nnodes), "--machine-rank", str(a.node_rank), "--dist-url", f"tcp://{a.master_addr}:{a.master_port}",
             f"train.seed={seed}"])
 
-    def seg(self, size, source, seed):
+    def seg(self, size: str, source: str, seed: int) -> Run:
         if size not in self.SEG:
             raise Unavailable(f"no UperNet config for ViT-{size}")
         init, run = self.checkpoint(source, size)
@@ -451,19 +454,19 @@ class AblationPreset(CpuPreset):
     # a transfer's PROTOCOL -> its config: lin, or partialK (the last K blocks tuned: tools/train_cls.py's blocks)
     PROTOCOLS = {"lin": "cls/linprobe_tiny_cpu.py", "partial": "cls/partial_tiny_cpu.py"}
 
-    def pretrain(self, size, target, *settings):
+    def pretrain(self, size: str, target: str, *settings: str) -> Run:
         run = super().pretrain(size, target)
         if not settings:
             return run
         return self.variant(run, "-".join(("pretrain", size, target, *settings)), map(self.setting, settings))
 
-    def setting(self, name):
+    def setting(self, name: str) -> str:
         for pattern, override in self.SETTINGS.items():
             if match := re.fullmatch(pattern, name):
                 return override.format(match[1])
         raise ValueError(f"pre-training setting {name!r}: expected one of {', '.join(self.SETTINGS)}")
 
-    def cls(self, dataset, size, *parts):
+    def cls(self, dataset: str, size: str, *parts: Any) -> Run:  # type: ignore[override]
         """parts: SOURCE's parts (TARGET[-SETTING...]), the PROTOCOL unless it is fine-tuning, the seed."""
         *names, seed = parts
         protocol = re.fullmatch(r"lin|partial([\d.]+)", names[-1])
@@ -475,7 +478,7 @@ class AblationPreset(CpuPreset):
         return self.variant(run, f"cls-{dataset}-{size}-{'-'.join(names)}-seed{seed}", extra,
                             self.PROTOCOLS["partial" if protocol[1] else "lin"])
 
-    def variant(self, run, name, overrides, config=None):
+    def variant(self, run: Run, name: str, overrides: Iterable[str], config: str | None = None) -> Run:
         """A parent recipe's run as the run `name`: its own output folder, another config if given, and
         overrides appended (the tools apply key=value overrides in order: the last one counts)."""
         argv = list(run.argv)

@@ -4,16 +4,23 @@ results/findings.{csv,md} and results/timings.csv; the paper preset's command sc
 put each finding's measured difference between rows beside the paper's (the values themselves are not
 comparable at toy scale), show every measured bar's error bar and mark the bars whose comparison is
 no result (not testable, within noise) as such."""
+from __future__ import annotations
+
 import csv
 import os
 import shlex
 import statistics
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import findings
 from .paper_tables import FIGURE5, FIGURE9, TABLES
-from .plan import FIGURE9_BLOCKS, PARTIAL, table1_entries
-from .recipes import CpuPreset
+from .plan import FIGURE9_BLOCKS, PARTIAL, Cell, table1_entries
+from .recipes import CpuPreset, Preset
 from .run import last_record
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn
+    from matplotlib.figure import Figure
 
 # measured_value is the mean over the cell's seeds; the two added columns come last so that readers
 # of the original eight columns keep working
@@ -21,7 +28,7 @@ COLUMNS = ("table", "row", "column", "paper_value", "measured_value", "preset", 
            "measured_std", "n_runs")
 
 
-def measure(cells, preset):
+def measure(cells: Sequence[Cell], preset: Preset) -> None:
     # one read per run: several cells (box and mask AP, Table 3's MAE and Table 7's norm-pixel) share runs
     records = {name: last_record(run) if run.done else None for name, run in preset.runs.items()}
     for cell in cells:
@@ -46,7 +53,7 @@ def measure(cells, preset):
                     cell.std = (token.std ** 2 + norm.std ** 2) ** 0.5
 
 
-def scale_note(preset):
+def scale_note(preset: Preset) -> str:
     if isinstance(preset, CpuPreset):
         s = preset.scale
         return (f"{preset.name} preset: the ViT-B column holds a ViT-Tiny-width, 4-block, 8 px-patch ViT at "
@@ -55,7 +62,7 @@ def scale_note(preset):
     return ""
 
 
-def write_tables(cells, preset, tables):
+def write_tables(cells: Sequence[Cell], preset: Preset, tables: Sequence[int]) -> None:
     folder = os.path.join(preset.results, "tables")
     os.makedirs(folder, exist_ok=True)
     note = f"{preset.name} preset: tiny ViT on generated data (see tables.md)" if scale_note(preset) else ""
@@ -79,7 +86,7 @@ def _fmt(value):
     return "" if value is None else f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
-def mean_std(cell):
+def mean_std(cell: Cell) -> str:
     """'mean ± std (n=N)', 'value (n=1)' or '–'."""
     if cell.measured is None:
         return "–"
@@ -87,7 +94,7 @@ def mean_std(cell):
     return f"{_fmt(cell.measured)}{spread} (n={cell.n_runs})"
 
 
-def markdown(cells, preset, tables):
+def markdown(cells: Sequence[Cell], preset: Preset, tables: Sequence[int]) -> str:
     out = [f"# MAE Tables {', '.join(map(str, tables))}: measured ({preset.name} preset) / paper\n",
            "Measured cells are the mean ± sample standard deviation over n runs with the same seeds in every row.\n"]
     if scale_note(preset):
@@ -111,7 +118,7 @@ def markdown(cells, preset, tables):
 INCONCLUSIVE = ("not testable", "within noise")
 
 
-def compared(cells):
+def compared(cells: Sequence[Cell]) -> list[tuple[findings.Comparison, Cell, Cell, float | None, str]]:
     """Each finding's comparison (findings.COMPARISONS) whose two rows are measured, as (comparison,
     cell A, cell B, 2 SE of the difference or None, verdict), by findings.py's rule."""
     by_key = {(c.table, c.row, c.column): c for c in cells if c.measured is not None}
@@ -153,7 +160,7 @@ def _legend(ax, entries):
               bbox_to_anchor=(1.01, 1.0))
 
 
-def draw_differences(cells, preset_name):
+def draw_differences(cells: Sequence[Cell], preset_name: str) -> Figure | None:
     """The figure of what is comparable: each finding's difference between its rows (MAE - baseline,
     normalised - plain pixels, tokens - normalised pixels), measured (mean difference, error bar 2 SE:
     the verdict rule's interval) beside the paper's. The values themselves are not comparable (a tiny
@@ -193,7 +200,7 @@ def draw_differences(cells, preset_name):
     return fig
 
 
-def draw_mae_vs_baseline(cells, preset_name):
+def draw_mae_vs_baseline(cells: Sequence[Cell], preset_name: str) -> Figure | None:
     """MAE against the supervised / from-scratch baseline on each task (findings 1 and 2): measured
     (mean, error bar the sample std of the cell's runs) and the paper's. None when no pair is measured."""
     plt = _pyplot()
@@ -221,7 +228,7 @@ def draw_mae_vs_baseline(cells, preset_name):
     return fig
 
 
-def draw_pretrain_loss(preset):
+def draw_pretrain_loss(preset: Preset) -> Figure | None:
     """The pre-training loss of each target, from the runs' log.csv; None before any has one."""
     plt = _pyplot()
     logs = [(name, os.path.join(run.out_dir, "log.csv")) for name, run in sorted(preset.runs.items())
@@ -241,7 +248,7 @@ def draw_pretrain_loss(preset):
     return fig
 
 
-def plot(cells, preset):
+def plot(cells: Sequence[Cell], preset: Preset) -> list[str]:
     """Writes the figures under results/tables/; -> their paths."""
     folder = os.path.join(preset.results, "tables")
     drawn = {"differences_vs_paper.png": draw_differences(cells, preset.name),
@@ -263,7 +270,7 @@ FIGURE_2_CAPTIONS = {
 }
 
 
-def reconstructions(preset):
+def reconstructions(preset: CpuPreset) -> tuple[str, str] | None:
     """The demo's Figure 2: the last reconstruction figure of the pixel-target pre-training (the one
     the paper's Figure 2 uses too: a norm_pixel model's prediction has no colour or contrast of its
     own), or, in a preset that pre-trains normalised pixels only, the norm_pixel run's (drawn
@@ -275,7 +282,7 @@ def reconstructions(preset):
     return os.path.join(figures, sorted(os.listdir(figures))[-1]), FIGURE_2_CAPTIONS[target]
 
 
-def write_timings(preset, names):
+def write_timings(preset: Preset, names: Sequence[str]) -> str:
     path = os.path.join(preset.results, "timings.csv")
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -286,7 +293,7 @@ def write_timings(preset, names):
     return path
 
 
-def write_script(preset, names):
+def write_script(preset: Preset, names: Sequence[str]) -> str:
     path = os.path.join(preset.results, f"{preset.name}_commands.sh")
     os.makedirs(preset.results, exist_ok=True)
     with open(path, "w") as f:
@@ -299,7 +306,7 @@ def write_script(preset, names):
     return path
 
 
-def export(cells, preset, tables):
+def export(cells: Sequence[Cell], preset: Preset, tables: Sequence[int]) -> None:
     """Measures the cells and writes (and names) the tables, figures and findings."""
     measure(cells, preset)
     write_tables(cells, preset, tables)
@@ -317,7 +324,7 @@ def export(cells, preset, tables):
         print(f"[reproduce] dVAE tokenizer reconstructions: {dvae_figure}")
 
 
-def write_findings(cells, preset):
+def write_findings(cells: Sequence[Cell], preset: Preset) -> None:
     """The findings' verdicts from the measured cells: results/findings.{csv,md}, and a line each here."""
     samples = {(c.table, c.row, c.column): c.sample() for c in cells if c.measured is not None}
     verdicts = findings.evaluate(samples, preset.name)
@@ -333,7 +340,7 @@ TABLE1_COLUMNS = ("subtable", "entry", "paper_ft", "paper_lin", "ft", "ft_std", 
                   "preset", "ft_run_dirs", "lin_run_dirs", "note")
 
 
-def write_table1(cells, preset):
+def write_table1(cells: Sequence[Cell], preset: Preset) -> str:
     """results/tables/table1.csv: one row per sub-table entry (the paper's and the preset's), the
     paper's ft and lin beside the measured mean, std and run count of each."""
     by_key = {(c.row, c.column): c for c in cells if c.table == 1}
@@ -374,7 +381,7 @@ def _verdict_lines(rows, column):
                      for comp, a, b, two_se, verdict in rows if comp.table == findings.SWEEP and comp.column == column)
 
 
-def draw_figure5(cells, preset_name):
+def draw_figure5(cells: Sequence[Cell], preset_name: str) -> Figure | None:
     """Figure 5: fine-tuning (top) and linear probing (bottom) top-1 against the mask ratio, the paper's
     ViT-L (left) beside the measured mean ± std of each point's runs (right), with the verdicts of
     finding 4 on the measured side. None when no point is measured."""
@@ -403,7 +410,7 @@ def draw_figure5(cells, preset_name):
     return fig
 
 
-def draw_figure9(cells, preset_name):
+def draw_figure9(cells: Sequence[Cell], preset_name: str) -> Figure | None:
     """Figure 9: top-1 against the number of blocks fine-tuned (0: linear probe, all: fine-tuning), the
     paper's MAE and MoCo v3 on ViT-L's 24 blocks (left) beside the measured tiny encoder's 4 (right).
     None when no point is measured."""
@@ -429,7 +436,7 @@ def draw_figure9(cells, preset_name):
     return fig
 
 
-def export_ablations(cells, preset):
+def export_ablations(cells: Sequence[Cell], preset: Preset) -> None:
     """The ablations presets' export: measures the cells and writes table1.csv, figure5.png,
     figure9.png and the findings (finding 4's verdicts)."""
     measure(cells, preset)

@@ -1,25 +1,29 @@
 """Running a plan: each run in a subprocess (its log in RUN_DIR/reproduce.log) or in-process, marked
 done (RUN_DIR/reproduce.done, holding its seconds) once it finished and, for a transfer, recorded its
 result row (common.results)."""
+import argparse
 import os
 import shlex
 import subprocess
 import time
+from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from common.project import ROOT
 from common.results import read_result
 
+from .recipes import Preset, Run
 
 
-def last_record(run):
+
+def last_record(run: Run) -> dict[str, str] | None:
     """The run's row in its results CSV (the last one, if evaluated again); None for a run that records none."""
     if not run.result_kind:
         return None
     return read_result(run.result_kind, run.out_dir, run.results_csv)
 
 
-def execute(run, check_record=True, threads=None):
+def execute(run: Run, check_record: bool = True, threads: int | None = None) -> None:
     """Runs one run and marks it done. threads: the intra-op threads of its subprocess (OMP_NUM_THREADS),
     None to leave the environment's."""
     os.makedirs(run.out_dir, exist_ok=True)
@@ -43,7 +47,7 @@ def execute(run, check_record=True, threads=None):
     mark_done(run, time.perf_counter() - start, check_record)
 
 
-def mark_done(run, seconds, check_record=True):
+def mark_done(run: Run, seconds: float, check_record: bool = True) -> None:
     """A finished run is done once its result row is there (transfers); the marker holds its seconds."""
     if run.results_csv and check_record and last_record(run) is None:
         raise SystemExit(f"error: run {run.name} finished but left no row for {run.out_dir} in {run.results_csv}")
@@ -55,19 +59,19 @@ def mark_done(run, seconds, check_record=True):
 class MarkDone:
     """A SLURM job's on_success (common.slurm): marks its run done, with the job's seconds."""
 
-    def __init__(self, run):
+    def __init__(self, run: Run) -> None:
         self.run, self.submitted = run, time.time()
 
-    def __call__(self):
+    def __call__(self) -> None:
         mark_done(self.run, time.time() - self.submitted)
 
 
-def submit_all(preset, names, slurm_args):
+def submit_all(preset: Preset, names: Iterable[str], slurm_args: argparse.Namespace) -> dict[str, str]:
     """Submits the given runs (in dependency order) as SLURM jobs, each after the jobs of its pending
     dependencies have succeeded (afterok); runs already done are not submitted. -> {name: job id}."""
     from common import slurm
 
-    jobs = {}
+    jobs: dict[str, str] = {}
     for name in names:
         run = preset.runs[name]
         after = [jobs[dep] for dep in run.deps if dep in jobs]
@@ -78,7 +82,7 @@ def submit_all(preset, names, slurm_args):
     return jobs
 
 
-def execute_all(preset, names, check_record=True, jobs=1):
+def execute_all(preset: Preset, names: Sequence[str], check_record: bool = True, jobs: int = 1) -> None:
     """Runs the given runs of preset, each once its dependencies are done, at most `jobs` at a time (in
     the order of `names` when jobs is 1), printing progress. With jobs > 1 each subprocess gets an equal
     share of the CPU cores as intra-op threads (unless OMP_NUM_THREADS is set): small models use two

@@ -7,6 +7,8 @@ segmentation set. Its command line is tools/make_toy_data.py.
 """
 import json
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -113,7 +115,9 @@ def _appearance(cls, size, rng):
     return colour, _texture(texture, size, rng, periods=(4, 7))
 
 
-def render_scene(rng, size, photos=(), max_objects=3, categories=CLASSES, distractors=(), max_distractors=0):
+def render_scene(rng: np.random.Generator, size: int, photos: Sequence[np.ndarray] = (), max_objects: int = 3,
+                 categories: Sequence[str] = CLASSES, distractors: Sequence[str] = (),
+                 max_distractors: int = 0) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """-> (RGB uint8 image, [dict(category, polygon, mask)]) with 1..max_objects objects of `categories`
     and 0..max_distractors of `distractors` in random order, later ones on top; only the objects
     of `categories` are returned."""
@@ -140,7 +144,7 @@ def render_scene(rng, size, photos=(), max_objects=3, categories=CLASSES, distra
     return np.asarray(img), [o for o in objects if o["mask"].any() and o["category"] in categories]
 
 
-def write_image_folder(out, num_images, size, seed, num_val=0):
+def write_image_folder(out: str, num_images: int, size: int, seed: int, num_val: int = 0) -> str:
     """Unlabelled-style pre-training scenes as an ImageNet-style folder OUT/train/CLASS/*.png (and
     OUT/val/CLASS/*.png with num_val > 0): objects of both kinds, the folder being the largest
     classification object's class, the label the supervised baseline trains on."""
@@ -173,7 +177,8 @@ def _save(path, img, **save_args):
 CLASSIFICATION_LAYOUTS = ("imagenet", "inat2017", "inat2018", "inat2019", "places205", "places365")
 
 
-def write_classification_sets(out, num_train=100, num_val=40, size=48, seed=0, datasets=CLASSIFICATION_LAYOUTS):
+def write_classification_sets(out: str, num_train: int = 100, num_val: int = 40, size: int = 48, seed: int = 0,
+                              datasets: Sequence[str] = CLASSIFICATION_LAYOUTS) -> dict[str, str]:
     """The same labelled scenes in the published layout of each classification dataset
     (see cls_transfer.datasets.LAYOUTS): imagenet, inat2017/2018/2019, places205, places365, or
     the subset `datasets`. iNaturalist category ids are deliberately sparse and listed out of order."""
@@ -244,7 +249,8 @@ def _dense_scene(rng, size, photos, categories):
     return render_scene(rng, size, photos, categories=categories, distractors=CLASSES, max_distractors=1)
 
 
-def write_ade20k(out, num_train=40, num_val=10, size=64, seed=0, image_suffix=".jpg", categories=DENSE_CLASSES):
+def write_ade20k(out: str, num_train: int = 40, num_val: int = 10, size: int = 64, seed: int = 0, image_suffix: str = ".jpg",
+                 categories: Sequence[str] = DENSE_CLASSES) -> str:
     """Multi-object scenes (_dense_scene) in the ADE20K layout: OUT/ADEChallengeData2016/images/
     {training,validation}/ADE_*.jpg (or image_suffix) and annotations/.../ADE_*.png, label 0 =
     background ("other", ignored by the reduce_zero_label convention) and k + 1 for categories[k]."""
@@ -263,7 +269,8 @@ def write_ade20k(out, num_train=40, num_val=10, size=64, seed=0, image_suffix=".
     return root
 
 
-def write_coco(out, num_train=60, num_val=20, size=128, seed=0, categories=DENSE_CLASSES):
+def write_coco(out: str, num_train: int = 60, num_val: int = 20, size: int = 128, seed: int = 0,
+               categories: Sequence[str] = DENSE_CLASSES) -> dict[str, tuple[str, str]]:
     """Multi-object scenes (_dense_scene) as COCO instances: OUT/{train,val}/*.jpg and OUT/annotations/
     instances_{train,val}.json with polygon masks of the visible parts, category ids 1..len(categories)."""
     import pycocotools.mask as mask_utils
