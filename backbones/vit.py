@@ -84,6 +84,8 @@ class Attention(nn.Module):
     rel_pos_grid is the (rows, cols) grid the tables are sized for (a window for windowed blocks).
     """
 
+    relative_position_index: torch.Tensor  # a buffer, with rel_pos="bias"
+
     def __init__(self, dim, num_heads=8, qkv_bias=True, rel_pos=None, rel_pos_grid=None):
         super().__init__()
         if dim % num_heads:

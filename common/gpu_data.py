@@ -39,7 +39,7 @@ class View(NamedTuple):
     size: tuple
     window: tuple
     flip: bool
-    jitter: tuple
+    jitter: tuple | None  # None: no ColorJitter
     erased: list
 
 
@@ -49,7 +49,7 @@ class Encoded(NamedTuple):
     data: torch.Tensor
     size: tuple
     path: str
-    view: View = None
+    view: View | None = None
 
 
 def read_encoded(path):

@@ -30,6 +30,11 @@ class MaskedAutoencoder(VisionTransformer):
     masked ones replaced by a learned token; the decoder then gets the full sequence.
     """
 
+    # set in __init__ only for their targets: buffers for "pca", the frozen tokenizer for "dvae_token"
+    pca_mean: torch.Tensor
+    pca_components: torch.Tensor
+    tokenizer: nn.Module
+
     def __init__(self, img_size=224, patch_size=16, in_chans=3, embed_dim=1024, depth=24, num_heads=16,
                  decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16, mlp_ratio=4.0, norm_eps=1e-6,
                  target="pixel", norm_pix_loss=False, pca_dim=96, loss_on="masked", mask_sampling="random",
@@ -148,8 +153,9 @@ class MaskedAutoencoder(VisionTransformer):
             return (loss * mask).sum() / mask.sum()
         return loss.mean()
 
-    def forward(self, imgs: torch.Tensor, mask_ratio: float = 0.75, noise: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # the official MAE's forward: a mask ratio in, (loss, pred, mask) out, unlike the encoder's features
+    def forward(self, imgs: torch.Tensor, mask_ratio: float = 0.75,  # type: ignore[override]
+                noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> (loss, pred (N, L, patch_dim or target dim), mask (N, L) with 1 = masked)."""
         latent, mask, ids_restore, grid = self.forward_encoder(imgs, mask_ratio, noise)
         pred = self.forward_decoder(latent, ids_restore, grid)

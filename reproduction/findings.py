@@ -62,7 +62,7 @@ def verdict(a, b, claim):
 class Comparison:
     finding: int
     statement: str  # the paper's finding this comparison tests
-    table: int
+    table: int | str  # a table's number, or SWEEP
     column: str
     row_a: str
     row_b: str
