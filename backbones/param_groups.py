@@ -20,6 +20,7 @@ Which parameters are exempt from weight decay is the `decay_rule` option, one pe
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import torch.nn as nn
 
@@ -68,7 +69,7 @@ def param_groups(model: nn.Module, weight_decay: float, layer_decay: float = 1.0
     if num_blocks is None:
         ids = {int(m.group(1)) for n, _ in named if (m := _BLOCK.search(n))}
         num_blocks = max(ids) + 1 if ids else 0
-    groups = {}
+    groups: dict[tuple[int, bool], dict[str, Any]] = {}
     for name, param in named:
         no_decay = _exempt_from_decay(decay_rule, name, param, norm_params)
         lid = layer_id(name, num_blocks)

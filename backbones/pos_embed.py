@@ -46,7 +46,8 @@ def resample_pos_embed(pos_embed: torch.Tensor, new_grid: int | tuple[int, int],
         if side * side != patch.shape[1]:
             raise ValueError(f"pos_embed has {patch.shape[1]} patch positions: not a square grid, pass old_grid")
         old_grid = (side, side)
-    new_grid = (new_grid, new_grid) if isinstance(new_grid, int) else tuple(new_grid)
+    rows, cols = (new_grid, new_grid) if isinstance(new_grid, int) else new_grid
+    new_grid = (rows, cols)
     if tuple(old_grid) == new_grid:
         return pos_embed
     dim = patch.shape[-1]

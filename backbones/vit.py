@@ -85,6 +85,8 @@ class Attention(nn.Module):
     rel_pos_grid is the (rows, cols) grid the tables are sized for (a window for windowed blocks).
     """
 
+    relative_position_index: torch.Tensor  # a buffer, with rel_pos="bias"
+
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, rel_pos: str | None = None,
                  rel_pos_grid: tuple[int, int] | None = None) -> None:
         super().__init__()

@@ -18,7 +18,7 @@ class ClsConfig:
     dataset: str = "imagenet"  # imagenet | inat2017 | inat2018 | inat2019 | places205 | places365
     data_root: str = ""
     input_size: int = 224
-    eval_crop_pct: float = None  # None: the official rule, 224/256 up to 224 px and 1.0 above (util/datasets.py)
+    eval_crop_pct: float | None = None  # None: the official rule, 224/256 up to 224 px and 1.0 above (util/datasets.py)
     bad_images: str = "fail"
     num_workers: int = 8
     data_backend: str = "pil"  # pil | gpu: decoded and augmented on the model's device (pretrain/config.py)

@@ -41,7 +41,7 @@ class View(NamedTuple):
     size: tuple
     window: tuple
     flip: bool
-    jitter: tuple
+    jitter: tuple | None  # None: no ColorJitter
     erased: list
 
 
@@ -51,7 +51,7 @@ class Encoded(NamedTuple):
     data: torch.Tensor
     size: tuple
     path: str
-    view: View = None
+    view: View | None = None
 
 
 def read_encoded(path: str) -> Encoded:

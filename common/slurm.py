@@ -89,7 +89,7 @@ class ToolTask:
 
     def __init__(self, command: list[str], on_success: Callable[[], object] | None = None) -> None:
         self.command, self.on_success = command, on_success
-        self.proc = None
+        self.proc: subprocess.Popen | None = None
 
     def __getstate__(self):  # the running subprocess stays with this task
         return {**self.__dict__, "proc": None}

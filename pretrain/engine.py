@@ -112,6 +112,7 @@ class Trainer(TrainerBase):
             loss = self.train_one_epoch(epoch, writer, csv_log)
             self.save(epoch + 1)
             if self.is_main and vis_every and ((epoch + 1) % vis_every == 0 or epoch + 1 == cfg.epochs):
+                assert vis_imgs is not None  # read above whenever vis_every
                 path = os.path.join(cfg.output_dir, "figures", f"reconstruction-epoch{epoch + 1:04d}.png")
                 save_reconstruction_figure(self.model, vis_imgs.to(self.device), path, cfg.mask_ratio, seed=cfg.seed,
                                            title=f"{cfg.model}, epoch {epoch + 1}, loss {loss:.3f}")
@@ -143,7 +144,8 @@ class Trainer(TrainerBase):
 
     def readable_images(self, count: int) -> torch.Tensor:
         """The first `count` readable images, centre-cropped (figures show the same ones all run)."""
-        transform, imgs = eval_transform(self.cfg.input_size), []
+        transform = eval_transform(self.cfg.input_size)
+        imgs: list[torch.Tensor] = []
         for path in self.paths:
             if len(imgs) == count:
                 break

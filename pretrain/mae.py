@@ -31,6 +31,11 @@ class MaskedAutoencoder(VisionTransformer):
     masked ones replaced by a learned token; the decoder then gets the full sequence.
     """
 
+    # set in __init__ only for their targets: buffers for "pca", the frozen tokenizer for "dvae_token"
+    pca_mean: torch.Tensor
+    pca_components: torch.Tensor
+    tokenizer: nn.Module
+
     def __init__(self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3, embed_dim: int = 1024, depth: int = 24,
                  num_heads: int = 16, decoder_embed_dim: int = 512, decoder_depth: int = 8, decoder_num_heads: int = 16,
                  mlp_ratio: float = 4.0, norm_eps: float = 1e-6, target: str = "pixel", norm_pix_loss: bool = False,
@@ -150,8 +155,9 @@ class MaskedAutoencoder(VisionTransformer):
             return (loss * mask).sum() / mask.sum()
         return loss.mean()
 
-    def forward(self, imgs: torch.Tensor, mask_ratio: float = 0.75, noise: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # the official MAE's forward: a mask ratio in, (loss, pred, mask) out, unlike the encoder's features
+    def forward(self, imgs: torch.Tensor, mask_ratio: float = 0.75,  # type: ignore[override]
+                noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> (loss, pred (N, L, patch_dim or target dim), mask (N, L) with 1 = masked)."""
         latent, mask, ids_restore, grid = self.forward_encoder(imgs, mask_ratio, noise)
         pred = self.forward_decoder(latent, ids_restore, grid)

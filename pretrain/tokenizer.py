@@ -85,6 +85,9 @@ class Tokenizer(nn.Module):
     the same crop at half the resolution for the same reason: 224 px / 16 px patches -> 112 px / 8).
     """
 
+    mean: torch.Tensor  # buffers (register_buffer below)
+    std: torch.Tensor
+
     def __init__(self, encoder: nn.Module) -> None:
         super().__init__()
         # channels-last: the same convolutions about 1.5x faster on CPUs (oneDNN's preferred layout)

@@ -63,7 +63,7 @@ def verdict(a: Sample, b: Sample, claim: str) -> str:
 class Comparison:
     finding: int
     statement: str  # the paper's finding this comparison tests
-    table: int
+    table: int | str  # a table's number, or SWEEP
     column: str
     row_a: str
     row_b: str

@@ -55,7 +55,7 @@ class Unavailable(Exception):
 
 @dataclass
 class Run:
-    argv: list = None  # a tool's command line, or
+    argv: list | None = None  # a tool's command line, or
     func: object = None  # an in-process step (generating the toy data)
     deps: tuple = ()  # names of the runs it needs
     result_kind: str = ""  # transfer runs: the kind of their result row (common.results: cls, det, seg) ...
@@ -157,7 +157,7 @@ SCALES["ablations-smoke"] = replace(SCALES["smoke"], runs_per_cell=dict(lin=2, f
 class Preset:
     """Names runs (the grammar above) and builds them, with their dependencies, on demand."""
 
-    sizes = {}  # model size of a table column ("B", ...) -> the size label of this preset's runs
+    sizes: dict[str, str] = {}  # model size of a table column ("B", ...) -> the size label of this preset's runs
     # one run per cell unless a preset says otherwise: at paper scale each extra seed costs GPU-days
     runs_per_cell = dict(in1k=1, table6=1, det=1, seg=1)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import importlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -56,7 +57,7 @@ def mmengine_checkpoint_globals() -> torch.serialization.safe_globals:
     """A context in which torch.load(weights_only=True) accepts the plain data of mmengine's checkpoints."""
     from mmengine.logging.history_buffer import HistoryBuffer
 
-    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    multiarray = importlib.import_module("numpy._core.multiarray" if hasattr(np, "_core") else "numpy.core.multiarray")
     allowed = [HistoryBuffer, collections.OrderedDict, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar]
     allowed += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
     return torch.serialization.safe_globals(allowed)
@@ -77,7 +78,7 @@ def write_checkpoints_atomically() -> None:
             save_file(checkpoint, filename)
         return None
 
-    save_checkpoint.atomic = True
+    save_checkpoint.atomic = True  # type: ignore[attr-defined]  # a marker on the function object
     runner_module.save_checkpoint = save_checkpoint  # Runner.save_checkpoint calls it by this module-level name
 
 
@@ -94,7 +95,7 @@ def load_checkpoints_safely() -> None:
         with mmengine_checkpoint_globals():
             return mmengine_load(filename, map_location=map_location, logger=logger)
 
-    _load_checkpoint.safe_globals = True
+    _load_checkpoint.safe_globals = True  # type: ignore[attr-defined]  # a marker on the function object
     # the checkpoint module's own callers (load_checkpoint, ...) and Runner.load_checkpoint, which imported the name
     checkpoint_module._load_checkpoint = _load_checkpoint
     runner_module._load_checkpoint = _load_checkpoint
