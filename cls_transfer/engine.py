@@ -177,7 +177,7 @@ class ClsTrainer(TrainerBase):
             writer.close()
         return top1, top5
 
-    def train_one_epoch(self, epoch: int, writer: SummaryWriter | None) -> tuple[float, float]:
+    def train_one_epoch(self, epoch: int, writer: SummaryWriter | None) -> tuple[float, float | None]:
         self.ddp.train()
 
         def batch_loss(imgs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -188,8 +188,9 @@ class ClsTrainer(TrainerBase):
 
         # the official loop (engine_finetune.py): every batch runs, the schedule advances by batch / len(loader), and
         # the gradients of a last incomplete accumulation are dropped by the zero_grad of the next epoch
+        ema = self.ema
         loss, lr, _ = self.run_epoch(epoch, len(self.loader), batch_loss, writer,
-                                     after_step=None if self.ema is None else lambda: self.ema.update(self.model))
+                                     after_step=None if ema is None else lambda: ema.update(self.model))
         return loss, lr
 
     @torch.no_grad()
@@ -201,6 +202,7 @@ class ClsTrainer(TrainerBase):
         for imgs, targets, _bad in self.val_loader:
             if imgs is None:
                 continue
+            assert targets is not None, "collate drops images and targets together"
             with autocast(self.device, self.precision):
                 logits = model(imgs.to(self.device))
             k = min(5, logits.shape[1])

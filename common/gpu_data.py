@@ -13,7 +13,7 @@ decodes JPEGs much larger than any crop needs at a reduced DCT scale (common.ima
 decodes them whole.
 """
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 import functools
 import io
 from typing import NamedTuple
@@ -89,6 +89,8 @@ class _ErasingRecorder:
     """Stands in for the image tensor in timm's RandomErasing, which then draws its boxes and pixels as it would
     on the image (the same generators, the same order) and writes them here."""
 
+    erased: list[tuple]
+
     def __init__(self, height: int, width: int) -> None:
         self.dims, self.dtype, self.erased = (3, height, width), torch.float32, []
 
@@ -147,7 +149,9 @@ class GpuTransform:
 
     def draw(self, width: int, height: int) -> View:
         """The view of a width x height image, drawn as the PIL transform draws it (same generators, same order)."""
-        box, size, window = (0, 0, height, width), (height, width), (0, 0, height, width)
+        box = (0, 0, height, width)
+        size: tuple[int, ...] = (height, width)
+        window: tuple[int, ...] = (0, 0, height, width)
         flip, jitter, erased = False, None, []
         for step in self.steps:
             if hasattr(step, "crop_box"):  # pretrain's and the linear probe's random crops
@@ -184,7 +188,8 @@ class GpuTransform:
             flips = torch.tensor([view.flip for view in views], device=device)
             out = torch.where(flips.view(-1, 1, 1, 1), out.flip(-1), out)
         if any(view.jitter for view in views):
-            out = color_jitter(out, [view.jitter for view in views])
+            # one transform draws every view of a batch: all have a ColorJitter or none has
+            out = color_jitter(out, cast("list[tuple]", [view.jitter for view in views]))
         # ToTensor's floats in [0, 1]; PILToTensor's uint8 (pre-training normalises where the batch is used)
         out = out.div(255) if self.to_tensor else out.to(torch.uint8)
         if self.normalize is not None:

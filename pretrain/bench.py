@@ -7,12 +7,13 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, cast
 from multiprocessing import Pool
 
 import torch
 
 from backbones.checkpoint import official_to_hf_vitmae
+from backbones.vit import Block
 from common.gpu_data import data_loader
 
 from .data import PretrainDataset
@@ -22,7 +23,7 @@ from .mae import MaskedAutoencoder
 def hf_peer(ours: MaskedAutoencoder, norm_pix_loss: bool) -> torch.nn.Module:
     from transformers import ViTMAEConfig, ViTMAEForPreTraining
 
-    dec = ours.decoder_blocks[0]
+    dec = cast(Block, ours.decoder_blocks[0])
     cfg = ViTMAEConfig(hidden_size=ours.embed_dim, num_hidden_layers=ours.depth, num_attention_heads=ours.num_heads,
                        intermediate_size=4 * ours.embed_dim, image_size=ours.grid_size[0] * ours.patch_size,
                        patch_size=ours.patch_size, decoder_hidden_size=ours.decoder_embed.out_features,
@@ -87,7 +88,7 @@ def write_jpeg(job: tuple[str, int, int, int]) -> None:
     img = Image.fromarray(np.clip(base + rng.normal(0, 18, base.shape), 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(img)
     for _ in range(12):
-        x, y, r = rng.integers(0, width), rng.integers(0, height), rng.integers(width // 50, width // 4)
+        x, y, r = int(rng.integers(0, width)), int(rng.integers(0, height)), int(rng.integers(width // 50, width // 4))
         draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
     img.save(path, quality=90)
 
@@ -118,6 +119,7 @@ def loader_images_per_s(paths: Sequence[str], batch: int, workers: int, batches:
     next(iterator)  # worker start-up is not throughput
     before, start, seen = cpu_seconds(), time.perf_counter(), 0
     for imgs, _, _ in itertools.islice(iterator, batches):
+        assert imgs is not None, "bad_images='fail' raises before an empty batch"
         seen += len(imgs)
     if device.type == "cuda":
         torch.cuda.synchronize(device)

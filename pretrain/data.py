@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from PIL import Image
@@ -136,7 +137,8 @@ class PretrainDataset(Dataset):
         self.paths, self.seed, self.epoch = paths, seed, 0
         self.gpu = data_backend == "gpu"  # the transform's draws here, its pixel work on the device
         transform = train_transform(input_size, augmentation)
-        self.transform = GpuTransform(transform) if self.gpu else transform
+        # a GpuTransform takes the encoded bytes, the PIL transform the decoded image
+        self.transform: Callable[[Any], Any] = GpuTransform(transform) if self.gpu else transform
         self.min_side = min_decode_side(input_size, augmentation)
         self.grid = (input_size // patch_size, input_size // patch_size)
         self.mask_ratio, self.mask_sampling, self.bad_images = mask_ratio, mask_sampling, bad_images

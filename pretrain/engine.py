@@ -136,6 +136,7 @@ class Trainer(TrainerBase):
         # a trailing partial accumulation is left out
         epoch_loss, lr, images_per_s = self.run_epoch(epoch, self.steps_per_epoch * self.accum_iter, batch_loss, writer)
         if self.is_main:
+            assert csv_log is not None, "the main process keeps the log"
             writer.add_scalar("train/epoch_loss", epoch_loss, epoch + 1)
             writer.flush()
             csv_log.write(epoch + 1, loss=epoch_loss, lr=lr, images_per_s=images_per_s)
@@ -154,7 +155,7 @@ class Trainer(TrainerBase):
         return torch.stack(imgs)
 
     def finish(self, writer: Any) -> dict[str, Any]:
-        digests = [None] * self.world
+        digests: list[str | None] = [None] * self.world
         if self.world > 1:
             dist.all_gather_object(digests, param_digest(self.model))
         else:

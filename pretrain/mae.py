@@ -7,7 +7,7 @@ are exactly the official ones; the decoder adds `mask_token`, `decoder_embed`, `
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -65,7 +65,8 @@ class MaskedAutoencoder(VisionTransformer):
             for _ in range(decoder_depth)
         ])
         self.decoder_norm = nn.LayerNorm(decoder_embed_dim, eps=norm_eps)
-        out_dim = {"pca": pca_dim, "dvae_token": tokenizer.vocab_size if tokenizer else 0}.get(target, patch_dim)
+        vocab_size = cast(int, tokenizer.vocab_size) if tokenizer else 0  # an int attribute, not a submodule
+        out_dim = {"pca": pca_dim, "dvae_token": vocab_size}.get(target, patch_dim)
         self.decoder_pred = nn.Linear(decoder_embed_dim, out_dim)
         if target == "pca":
             self.register_buffer("pca_mean", torch.zeros(patch_dim))
@@ -194,6 +195,6 @@ def build_mae(name: str, **overrides: Any) -> MaskedAutoencoder:
     if name not in MAE_MODELS:
         raise ValueError(f"unknown MAE model {name!r}; choose from {sorted(MAE_MODELS)}")
     dim, depth, heads, patch = VIT_SIZES[MAE_MODELS[name]]
-    kwargs = dict(patch_size=patch, embed_dim=dim, depth=depth, num_heads=heads)
+    kwargs: dict[str, Any] = dict(patch_size=patch, embed_dim=dim, depth=depth, num_heads=heads)
     kwargs.update(overrides)
     return MaskedAutoencoder(**kwargs)

@@ -25,6 +25,7 @@ class Cell:
     n_runs: int = 0
 
     def sample(self) -> findings.Sample:
+        assert self.measured is not None, "only a measured cell has a sample"
         return findings.Sample(self.measured, float("nan") if self.std is None else self.std, self.n_runs)
 
 
@@ -134,7 +135,7 @@ def ablation_plan(preset: Preset) -> list[Cell]:
             cells.append(Cell(findings.SWEEP, figure5_row(ratio), column, value,
                               runs(source, PROTOCOL_COLUMNS[column], column), "top1"))
     for blocks in FIGURE9_BLOCKS:  # the paper's points are of a 24-block ViT-L: no value at the same x
-        suffix = {0: "-lin", 4: ""}.get(blocks, f"-partial{blocks:g}")
+        suffix = {0.0: "-lin", 4.0: ""}.get(blocks, f"-partial{blocks:g}")
         cells.append(Cell(PARTIAL, f"{blocks:g}", "partial", None, runs(DEFAULT, suffix, "partial"), "top1"))
     for cell in cells:
         for run in cell.runs:

@@ -56,7 +56,7 @@ class Unavailable(Exception):
 @dataclass
 class Run:
     argv: list | None = None  # a tool's command line, or
-    func: object = None  # an in-process step (generating the toy data)
+    func: Callable[[], None] | None = None  # an in-process step (generating the toy data)
     deps: tuple = ()  # names of the runs it needs
     result_kind: str = ""  # transfer runs: the kind of their result row (common.results: cls, det, seg) ...
     results_csv: str = ""  # ... and the CSV it lands in
@@ -82,14 +82,14 @@ class Scale:
     pretrain_epochs: int
     supervised_epochs: int  # supervised pre-training on the same images, with their labels
     dvae_epochs: int
-    in1k_images: tuple  # (train, val) for the ImageNet-layout fine-tuning of Tables 3 and 7
-    cls_images: tuple  # (train, val) for each Table 6 dataset
+    in1k_images: tuple[int, int]  # (train, val) for the ImageNet-layout fine-tuning of Tables 3 and 7
+    cls_images: tuple[int, int]  # (train, val) for each Table 6 dataset
     cls_epochs: int  # fine-tuning on the ImageNet layout (Tables 3 and 7)
     scratch_epochs: int  # the from-scratch classifier of the labelled ImageNet-layout set (Table 3)
     table6_epochs: int  # fine-tuning on each Table 6 dataset
-    coco_images: tuple
+    coco_images: tuple[int, int]
     det_iters: int
-    ade_images: tuple
+    ade_images: tuple[int, int]
     seg_iters: int
     targets: tuple  # the MAE targets pre-trained (Table 7's rows)
     dense_sources: tuple  # the encoders Mask R-CNN and UperNet start from (Tables 4, 5 and 7's dense columns)
@@ -165,7 +165,7 @@ class Preset:
         self.name, self.args, self.root_dir = name, args, out
         self.runs_dir = os.path.join(out, "runs", name)
         self.results = os.path.join(out, "results")
-        self.runs = {}
+        self.runs: dict[str, Run] = {}
 
     def recipes(self) -> dict[str, Callable[..., Run]]:
         """run kind -> the method that builds its Run from the other parts of the name (and the seed)."""
@@ -284,7 +284,8 @@ class CpuPreset(Preset):
         return f"pretrain-{size}-supervised"
 
     def pretrain(self, size: str, target: str) -> Run:
-        s, deps = self.scale, ("toy_data",)
+        s = self.scale
+        deps: tuple[str, ...] = ("toy_data",)
         if target not in (*s.targets, "supervised"):
             raise Unavailable(f"preset {self.name} pre-trains the {', '.join(s.targets)} target(s) only (its time budget); "
                               f"--preset small runs every target")
@@ -313,7 +314,7 @@ class CpuPreset(Preset):
                     "--output-dir", self.out(f"cls-{dataset}-{size}-{source}-seed{seed}"), "--resume", "auto",
                     *cls_schedule(epochs), f"seed={seed}", f"results_csv={self.csv('cls')}",
                     f"batch_size={min(32, s.cls_images[0])}", *IN_PROCESS_LOADING)
-        deps = ("toy_data",)
+        deps: tuple[str, ...] = ("toy_data",)
         if source != "scratch":
             init, run = self.checkpoint(source, size)
             argv += ["--init", init]
@@ -406,7 +407,7 @@ class PaperPreset(Preset):
                              "--data-root", os.path.join(self.root, dataset), "--output-dir",
                              self.out(f"cls-{dataset}-{size}-{source}-seed{seed}"), "--resume", "auto", f"seed={seed}",
                              f"results_csv={self.csv('cls')}")
-        deps = ()
+        deps: tuple[str, ...] = ()
         if source != "scratch":
             init, run = self.checkpoint(source, "H" if size == "H448" else size)
             argv += ["--init", init]
@@ -466,7 +467,7 @@ class AblationPreset(CpuPreset):
                 return override.format(match[1])
         raise ValueError(f"pre-training setting {name!r}: expected one of {', '.join(self.SETTINGS)}")
 
-    def cls(self, dataset: str, size: str, *parts: Any) -> Run:  # type: ignore[override]
+    def cls(self, dataset: str, size: str, *parts: Any) -> Run:
         """parts: SOURCE's parts (TARGET[-SETTING...]), the PROTOCOL unless it is fine-tuning, the seed."""
         *names, seed = parts
         protocol = re.fullmatch(r"lin|partial([\d.]+)", names[-1])
@@ -481,6 +482,7 @@ class AblationPreset(CpuPreset):
     def variant(self, run: Run, name: str, overrides: Iterable[str], config: str | None = None) -> Run:
         """A parent recipe's run as the run `name`: its own output folder, another config if given, and
         overrides appended (the tools apply key=value overrides in order: the last one counts)."""
+        assert run.argv is not None, "only a tool's run has variants"
         argv = list(run.argv)
         argv[argv.index("--output-dir") + 1] = self.out(name)
         if config:

@@ -11,7 +11,7 @@ import os
 import shlex
 import statistics
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from . import findings
 from .paper_tables import FIGURE5, FIGURE9, TABLES
@@ -34,7 +34,7 @@ def measure(cells: Sequence[Cell], preset: Preset) -> None:
     for cell in cells:
         if not cell.runs:
             continue
-        values = [float(records[run][cell.metric]) for run in cell.runs if records[run] is not None]
+        values = [float(record[cell.metric]) for record in (records[run] for run in cell.runs) if record is not None]
         if len(values) < len(cell.runs):
             cell.note = cell.note or f"{len(cell.runs) - len(values)} of {len(cell.runs)} runs not finished"
         if values:
@@ -44,12 +44,12 @@ def measure(cells: Sequence[Cell], preset: Preset) -> None:
         if cell.table == 7 and cell.row == "difference":
             pair = {c.row: c for c in cells if c.table == 7 and c.column == cell.column}
             token, norm = pair.get("dVAE token"), pair.get("pixel (w/ norm)")
-            if token is None or norm is None or None in (token.measured, norm.measured):
+            if token is None or norm is None or token.measured is None or norm.measured is None:
                 cell.note += "; a row is not measured under this preset"
             else:
                 cell.measured, cell.n_runs = token.measured - norm.measured, min(token.n_runs, norm.n_runs)
                 # the spread of one run's difference: the rows' runs are independent, so variances add
-                if None not in (token.std, norm.std):
+                if token.std is not None and norm.std is not None:
                     cell.std = (token.std ** 2 + norm.std ** 2) ** 0.5
 
 
@@ -175,7 +175,9 @@ def draw_differences(cells: Sequence[Cell], preset_name: str) -> Figure | None:
         if comp.claim == "equal":  # "about equal" is reproduced when the whole interval lies in this band
             ax.fill_between([i - 0.45, i + 0.45], -findings.EQUIVALENCE_MARGIN, findings.EQUIVALENCE_MARGIN,
                             color="tab:green", alpha=0.15, lw=0)
-        ax.bar(i - 0.2, a.paper - b.paper, 0.4, color="0.55", gid=f"paper {key}")
+        # a comparison's rows have the paper's values (numbers), and compared() keeps measured cells only
+        ax.bar(i - 0.2, cast(float, a.paper) - cast(float, b.paper), 0.4, color="0.55", gid=f"paper {key}")
+        assert a.measured is not None and b.measured is not None
         d = a.measured - b.measured
         ax.bar(i + 0.2, d, 0.4, **_look(verdict, "tab:blue"), gid=key)
         if two_se is not None:
@@ -209,13 +211,15 @@ def draw_mae_vs_baseline(cells: Sequence[Cell], preset_name: str) -> Figure | No
         return None
     fig, (measured, paper) = plt.subplots(1, 2, figsize=(10, 3.6))
     for i, (_comp, mae, baseline, _, verdict) in enumerate(pairs):
+        assert mae.measured is not None and baseline.measured is not None, "compared() keeps measured cells"
         for dx, cell, color in ((-0.2, baseline, "tab:gray"), (0.2, mae, "tab:red")):
             measured.bar(i + dx, cell.measured, 0.4, **_look(verdict, color),
                          gid=f"Table {cell.table} {cell.column}: {cell.row}")
             if cell.std is not None:
                 measured.errorbar(i + dx, cell.measured, yerr=cell.std, fmt="none", ecolor="k", capsize=2, lw=0.8)
             paper.bar(i + dx, cell.paper, 0.4, color=color)
-        _mark_verdict(measured, i, max(c.measured + (c.std or 0.0) for c in (mae, baseline)), verdict, mae, baseline)
+        _mark_verdict(measured, i, max(mae.measured + (mae.std or 0.0), baseline.measured + (baseline.std or 0.0)),
+                      verdict, mae, baseline)
     for ax, title in ((measured, f"measured ({preset_name} preset): mean, error bar ± std of the runs"),
                       (paper, "paper (ViT-B)")):
         ax.set_xticks(range(len(pairs)), [f"Table {comp.table}\n{comp.column}" for comp, *_ in pairs], fontsize=7)
@@ -302,6 +306,7 @@ def write_script(preset: Preset, names: Sequence[str]) -> str:
         for name in names:
             run = preset.runs[name]
             state = "done" if run.done else "pending"
+            assert run.argv is not None, "the paper preset's runs are all tools'"
             f.write(f"\n# {name} ({state})\n{shlex.join(run.argv)}\n")
     return path
 

@@ -7,7 +7,7 @@ import shlex
 import subprocess
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from common.project import ROOT
 from common.results import read_result
@@ -32,6 +32,7 @@ def execute(run: Run, check_record: bool = True, threads: int | None = None) -> 
     if run.func:
         run.func()
     else:
+        assert run.argv is not None, f"run {run.name} has neither a func nor an argv"
         with open(log, "a") as f:
             f.write(f"$ {shlex.join(run.argv)}\n")
             f.flush()
@@ -75,6 +76,7 @@ def submit_all(preset: Preset, names: Iterable[str], slurm_args: argparse.Namesp
     for name in names:
         run = preset.runs[name]
         after = [jobs[dep] for dep in run.deps if dep in jobs]
+        assert run.argv is not None, "only the paper preset is submitted: its runs are all tools'"
         job = slurm.submit(slurm_args, run.argv, dependency="afterok:" + ":".join(after) if after else None,
                            on_success=MarkDone(run))
         jobs[name] = job.job_id
@@ -90,7 +92,9 @@ def execute_all(preset: Preset, names: Sequence[str], check_record: bool = True,
     runs already going finish, then the first failure is raised."""
     started = time.perf_counter()
     threads = None if jobs == 1 or "OMP_NUM_THREADS" in os.environ else max(1, (os.cpu_count() or 1) // jobs)
-    waiting, running, failures, count = list(names), {}, [], 0
+    waiting, count = list(names), 0
+    running: dict[str, Future[None]] = {}
+    failures: list[BaseException] = []
     blocked = _dependents(preset, names)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         while waiting or running:

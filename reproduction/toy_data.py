@@ -122,10 +122,10 @@ def render_scene(rng: np.random.Generator, size: int, photos: Sequence[np.ndarra
     and 0..max_distractors of `distractors` in random order, later ones on top; only the objects
     of `categories` are returned."""
     img = Image.fromarray(_background(rng, size, photos).copy())
-    drawn = [categories[rng.integers(len(categories))] for _ in range(int(rng.integers(1, max_objects + 1)))]
+    drawn = [categories[int(rng.integers(len(categories)))] for _ in range(int(rng.integers(1, max_objects + 1)))]
     if distractors:
-        drawn += [distractors[rng.integers(len(distractors))] for _ in range(int(rng.integers(0, max_distractors + 1)))]
-    objects = []
+        drawn += [distractors[int(rng.integers(len(distractors)))] for _ in range(int(rng.integers(0, max_distractors + 1)))]
+    objects: list[dict[str, Any]] = []
     for cls in (drawn[k] for k in rng.permutation(len(drawn))):
         r = rng.uniform(*((0.16, 0.33) if cls in DENSE_LOOKS else (0.12, 0.3))) * size
         cx, cy = rng.uniform(r, size - r), rng.uniform(r, size - r)
@@ -152,7 +152,7 @@ def write_image_folder(out: str, num_images: int, size: int, seed: int, num_val:
     photos = _photo_backgrounds()
     for split, count in (("train", num_images), ("val", num_val)):
         for i in range(count):
-            objects = []
+            objects: list[dict[str, Any]] = []
             while not objects:  # drawn again when the dense objects covered the classification one
                 img, objects = render_scene(rng, size, photos, max_objects=1, distractors=DENSE_CLASSES, max_distractors=2)
             largest = max(objects, key=lambda o: o["mask"].sum())["category"]
@@ -199,7 +199,8 @@ def write_classification_sets(out: str, num_train: int = 100, num_val: int = 40,
         cat_ids = [1000 + 7 * k for k in range(len(CLASSES))]
         categories = [{"id": cat_ids[k], "name": CLASSES[k], "supercategory": "Shapes"} for k in reversed(range(len(CLASSES)))]
         for split, scenes in splits.items():
-            images, annotations = [], []
+            images: list[dict[str, Any]] = []
+            annotations: list[dict[str, Any]] = []
             for i, (img, label) in enumerate(scenes):
                 file_name = f"{folder}/Shapes/{CLASSES[label]}/{split}_{i:05d}.png"
                 _save(os.path.join(root, file_name), img)
@@ -280,7 +281,8 @@ def write_coco(out: str, num_train: int = 60, num_val: int = 20, size: int = 128
     category_list = [{"id": k + 1, "name": c, "supercategory": "shape"} for k, c in enumerate(categories)]
     paths = {}
     for split, count in (("train", num_train), ("val", num_val)):
-        images, annotations = [], []
+        images: list[dict[str, Any]] = []
+        annotations: list[dict[str, Any]] = []
         for i in range(count):
             img, objects = _dense_scene(rng, size, photos, categories)
             file_name = f"{split}_{i:06d}.jpg"
