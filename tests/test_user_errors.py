@@ -249,8 +249,9 @@ def test_eval_only_records_the_evaluated_run_next_to_it(cls_sets, mae_encoder, t
     assert evaluated["top1"] == trained["top1"] and not (tmp_path / "results").exists()
     # a bare --eval-only evaluates the output dir's last checkpoint
     result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train_cls.py"), "--cfg", "cls/tiny_cpu.py",
-                             "--data-root", cls_sets["imagenet"], "--output-dir", str(tmp_path / "run"), "--eval-only",
-                             "num_workers=0", "input_size=32", "batch_size=8"], capture_output=True, text=True, cwd=tmp_path)
+                             "--data-root", cls_sets["imagenet"], "--output-dir", str(tmp_path / "run"),
+                             "num_workers=0", "input_size=32", "batch_size=8", "--eval-only"], capture_output=True, text=True,
+                            cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(tmp_path / "run" / "results.csv") as f:
         *_, again = list(csv.DictReader(f))
