@@ -148,8 +148,8 @@ SCALES = {
 # The ablations presets (AblationPreset): the data, encoder, pre-training and fine-tuning lengths of
 # tiny (and of smoke, for the pipeline check), with the seeds of their transfer kinds: linear probes
 # 3 (a third of a fine-tuning's time), fine-tuning 2 (the fewest that give a comparison its standard
-# error), partial fine-tuning 1 (Figure 9 enters no finding). About 50 min with --jobs 2 (an
-# estimate: README, "The ablations preset").
+# error), partial fine-tuning 1 (Figure 9 enters no finding). Its time is unmeasured, and above the
+# 50 min first estimated (docs/reproduction.md, "The ablations preset").
 SCALES["ablations"] = replace(SCALES["tiny"], targets=ALL_TARGETS, runs_per_cell=dict(lin=3, ft=2, partial=1))
 SCALES["ablations-smoke"] = replace(SCALES["smoke"], runs_per_cell=dict(lin=2, ft=2, partial=1))
 

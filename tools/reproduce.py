@@ -32,7 +32,7 @@ The ablations preset (and ablations-smoke, its pipeline check) runs the paper's 
 Figure 9 at tiny scale: a pre-training per setting (mask ratio, decoder depth and width, mask token in
 the encoder, target, augmentation, mask sampling), each fine-tuned and linearly probed, and partial
 fine-tuning of the default; it writes results/tables/table1.csv, figure5.png, figure9.png and
-finding 4's verdicts (findings.csv, findings.md); about 50 minutes on 2 CPU cores (an estimate).
+finding 4's verdicts (findings.csv, findings.md); well over an hour on 2 CPU cores (not yet measured).
 """
 from __future__ import annotations
 
