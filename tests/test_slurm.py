@@ -47,16 +47,36 @@ def submit(*args):
     return re.search(r"submitted job (\d+)", result.stdout).group(1)
 
 
+# the states of a job that will not run again (slurmctld lists it so for MinJobAge, then not at all: "")
+FINISHED = ("", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE")
+
+
 def state(job):
-    return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout.strip()
+    """The job's state among all states: squeue's default lists only pending, running and completing
+    jobs, so a job passing through REQUEUED looked finished. A query the busy controller did not
+    answer is asked again, not read as no job."""
+    for _ in range(30):
+        result = subprocess.run(["squeue", "-h", "-t", "all", "-j", job, "-o", "%T"], capture_output=True, text=True)
+        if result.returncode == 0 or "Invalid job id" in result.stderr:
+            return result.stdout.strip()
+        time.sleep(1)
+    raise AssertionError(f"squeue did not answer for job {job}: {result.stderr.strip()}")
+
+
+def steps_alive(job):
+    """Whether any step of the job's previous run still runs on the node (slurmstepd: [JOB.batch], [JOB.0])."""
+    return subprocess.run(["pgrep", "-f", rf"^slurmstepd: \[{job}\."], capture_output=True).returncode == 0
 
 
 def wait_until_gone(job, seconds=600):
-    """Waits for the job to leave the queue; a requeued job is released at once (SLURM holds it a while)."""
+    """Waits for the job to finish for good. A requeued job is released as soon as its previous run's
+    steps have ended (SLURM would hold it a while): released before, the old batch script's late exit
+    was taken for the new run's and ended the job."""
     deadline = time.time() + seconds
-    while state(job):
-        assert time.time() < deadline, f"job {job} still {state(job)} after {seconds} s"
-        if state(job) == "PENDING":
+    while (now := state(job)) not in FINISHED:
+        assert time.time() < deadline, f"job {job} still {now} after {seconds} s"
+        if now == "PENDING" and not steps_alive(job):
+            time.sleep(1)  # the controller takes the ended run's completion message
             subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True)
         time.sleep(1)
 
@@ -64,7 +84,7 @@ def wait_until_gone(job, seconds=600):
 def wait_for(path, job, seconds=300):
     deadline = time.time() + seconds
     while not os.path.exists(path):
-        assert state(job) and time.time() < deadline, f"job {job} ended or timed out before {path} appeared"
+        assert state(job) not in FINISHED and time.time() < deadline, f"job {job} ended or timed out before {path} appeared"
         time.sleep(0.2)
 
 
