@@ -21,9 +21,9 @@ from typing import Any, NoReturn
 
 from .config import within
 from .errors import UserError, unknown_key_message
+from .project import ROOT
 from .signals import Stopped
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository: configs/, tools/
 # 75: sysexits' EX_TEMPFAIL ("try again later"), what a requeue looks for: `--resume auto` continues the run
 EXIT_USER_ERROR, EXIT_INTERRUPTED, EXIT_STOPPED = 2, 130, 75
 NO_INIT = "none"  # --init none: random weights; also what every results file records for a run without init

@@ -1,16 +1,15 @@
 """The console scripts (pyproject.toml's [project.scripts]): each runs its tools/ script as
 `python tools/X.py` does, from the checkout the editable install points to (scripts/setup.sh)."""
-import os
 import runpy
 import sys
 from collections.abc import Callable
 
-TOOLS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
+from .project import tool_path
 
 
 def _script(name: str) -> Callable[[], None]:
     def main() -> None:
-        sys.argv[0] = os.path.join(TOOLS_DIR, f"{name}.py")  # the tool's --help names itself
+        sys.argv[0] = tool_path(f"{name}.py")  # the tool's --help names itself
         runpy.run_path(sys.argv[0], run_name="__main__")  # a file: sys.path is left as it is
     main.__name__ = name
     return main

@@ -12,12 +12,12 @@ waits for the tool to have stopped."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .errors import UserError
 from .project import ROOT, TOOL_OF_SCRIPT, tool_path
