@@ -20,7 +20,7 @@ from common.cli import NO_INIT, require_start
 from common.errors import UserError
 from common.gpu_data import data_loader
 from common.results import record_result
-from common.training import CsvLog, ResumableSampler, TrainerBase, autocast, plain
+from common.training import CsvLog, ResumableSampler, TrainerBase, autocast, leave_distributed, plain
 
 from .config import ClsConfig
 from .datasets import build_dataset
@@ -175,6 +175,7 @@ class ClsTrainer(TrainerBase):
         self.record_result(top1, top5, cfg.epochs)
         if writer is not None:
             writer.close()
+        leave_distributed()
         return top1, top5
 
     def train_one_epoch(self, epoch: int, writer: SummaryWriter | None) -> tuple[float, float | None]:

@@ -27,15 +27,23 @@ from .signals import Stopped, StopRequest, deferred_signals
 
 
 def init_distributed() -> tuple[int, int, torch.device]:
-    """(rank, world_size, device) from torchrun's environment; gloo on CPU, nccl on GPU."""
+    """(rank, world_size, device) from torchrun's environment; gloo on CPU, nccl on GPU. A process torchrun
+    started joins its process group even alone (TORCHELASTIC_RUN_ID), as every one of many would."""
     world = int(os.environ.get("WORLD_SIZE", 1))
     rank, local_rank = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
     device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    if world > 1 and not dist.is_initialized():
+    if (world > 1 or "TORCHELASTIC_RUN_ID" in os.environ) and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return rank, world, device
+
+
+def leave_distributed() -> None:
+    """The end of a run: every process waits for the others, then leaves the process group, if it joined one."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -50,14 +50,28 @@ def _transformers5_name(key: str) -> str:
     return key
 
 
+# Dense bf16/fp16 tensor-core peaks (NVIDIA's data sheets, SXM parts), for model FLOPs utilisation.
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+def peak_flops(device: torch.device) -> float | None:
+    """The GPU's dense bf16 peak (FLOP/s); None on a CPU or an unlisted GPU."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((flops for key, flops in PEAK_FLOPS.items() if key in name), None)
+
+
 def mae_step(model: torch.nn.Module, imgs: torch.Tensor, noise: torch.Tensor | None,
-             autocast: Callable[[], AbstractContextManager[Any]],
-             is_hf: bool = False) -> tuple[Callable[[], torch.Tensor], Callable[[], torch.Tensor]]:
+             autocast: Callable[[], AbstractContextManager[Any]], is_hf: bool = False,
+             compile_optimizer: bool = False) -> tuple[Callable[[], torch.Tensor], Callable[[], torch.Tensor]]:
     """-> (step, forward_backward): one training step as the trainer runs it (forward + backward +
     fused AdamW; it waits for the GPU, so a timer around it times the whole step) and the forward +
-    backward alone (for FLOP counting); both return the loss. autocast: a context factory."""
+    backward alone (for FLOP counting); both return the loss. autocast: a context factory.
+    compile_optimizer: AdamW's step through torch.compile instead (which fuses it itself)."""
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.95),
-                            weight_decay=0.05, fused=True)
+                            weight_decay=0.05, fused=not compile_optimizer)
+    optimizer_step = torch.compile(opt.step) if compile_optimizer else opt.step
 
     def forward_backward() -> torch.Tensor:
         with autocast():
@@ -67,7 +81,7 @@ def mae_step(model: torch.nn.Module, imgs: torch.Tensor, noise: torch.Tensor | N
 
     def step() -> torch.Tensor:
         loss = forward_backward()
-        opt.step()
+        optimizer_step()
         opt.zero_grad(set_to_none=True)
         if imgs.is_cuda:
             torch.cuda.synchronize()

@@ -16,7 +16,7 @@ from common.checkpoint_files import CheckpointError
 from common.errors import UserError
 from common.gpu_data import data_loader
 from common.images import BadImageError, normalize, read_image
-from common.training import CsvLog, ResumableSampler, TrainerBase, autocast, param_digest, plain
+from common.training import CsvLog, ResumableSampler, TrainerBase, autocast, leave_distributed, param_digest, plain
 
 from .config import PretrainConfig, build_model
 from .data import PretrainDataset, eval_transform, list_images
@@ -168,7 +168,5 @@ class Trainer(TrainerBase):
                 json.dump(summary, f, indent=1)
             if self.skipped:
                 self.log(f"{len(self.skipped)} unreadable images were skipped (listed in summary.json)")
-        if self.world > 1:
-            dist.barrier()
-            dist.destroy_process_group()
+        leave_distributed()
         return summary

@@ -87,7 +87,7 @@ COMPARISONS = (
     *(Comparison(4, F4, SWEEP, "lin", "75%", ratio, "greater") for ratio in ("10%", "30%", "90%", "50%")),
     Comparison(4, F4, SWEEP, "ft", "75%", "50%", "equal"),
 )
-TABLE_PRESETS = "the tiny, small, smoke and paper presets measure them (tools/reproduce.py --preset tiny)"
+TABLE_PRESETS = "the tiny, small, smoke, gpu, gpu-smoke and paper presets measure them (tools/reproduce.py --preset tiny)"
 MEASURED_BY = {1: TABLE_PRESETS, 2: TABLE_PRESETS, 3: TABLE_PRESETS,
                4: "the ablations preset measures them (tools/reproduce.py --preset ablations)"}
 

@@ -2,8 +2,8 @@
 
 Run names (the one place they are defined; Preset.get parses them):
 
-    toy_data                          the generated data                     CPU presets only, in-process
-    dvae                              the dVAE tokenizer                     CPU presets only
+    toy_data                          the generated data                     generated-data presets, in-process
+    dvae                              the dVAE tokenizer                     generated-data presets
     pretrain-SIZE-TARGET              MAE pre-training                       TARGET: pixel, norm_pixel, dvae_token
     pretrain-SIZE-TARGET-SETTING...   MAE pre-training, settings changed     ablations presets; SETTING: mask0.5,
                                       from the default (Table 1, Figure 5)   dec1, dim64, enctoken, aug_none, grid,
@@ -17,8 +17,8 @@ Run names (the one place they are defined; Preset.get parses them):
     det-SIZE-SOURCE-seedS             Mask R-CNN on COCO
     seg-SIZE-SOURCE-seedS             UperNet on ADE20K
 
-SIZE is the preset's label of a table column's model (tiny for the CPU presets; B, L, H, H448 on the
-paper preset), SOURCE the encoder a transfer starts from: a pre-training's TARGET[-SETTING...], "scratch"
+SIZE is the preset's label of a table column's model (tiny for the CPU presets, small for the gpu presets;
+B, L, H, H448 on the paper preset), SOURCE the encoder a transfer starts from: a pre-training's TARGET[-SETTING...], "scratch"
 (classification only: no encoder) or "supervised" (supervised pre-training on the images MAE
 pre-trains on, with their labels: on the paper preset the from-scratch ImageNet classifier of the
 first seed, cls-imagenet-SIZE-scratch-seed0, as in the paper; on the CPU presets
@@ -26,24 +26,31 @@ pretrain-SIZE-supervised, as their labelled ImageNet-layout set is a few hundred
 of SEEDS, the last argument of the run's recipe.
 
 The run kind (the name's first part) picks the recipe, a Preset method (Preset.recipes): the tool is
-TOOLS[kind] (common/project.py), its config CPU_CONFIGS[...] on the CPU presets, PaperPreset.PRETRAIN / FINETUNE /
-SCRATCH / DET / SEG[SIZE] on the paper preset; each method lists the tool's arguments.
+TOOLS[kind] (common/project.py), its config CPU_CONFIGS[...] on the CPU presets, GPU_CONFIGS[...] on the gpu
+presets, PaperPreset.PRETRAIN / FINETUNE / SCRATCH / DET / SEG[SIZE] on the paper preset; each method lists the
+tool's arguments, and the preset's `command` (CpuPreset) or `torchrun` (PaperPreset) its launcher.
 """
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable
-from typing import Any
+import multiprocessing
 import os
 import re
 import sys
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
 
 from common.project import TOOLS, tool_path
 
 # the configs (under configs/) of the CPU presets' runs
 CPU_CONFIGS = {"pretrain": "pretrain/mae_vit_tiny_cpu.py", "cls": "cls/tiny_cpu.py", "cls-scratch": "cls/scratch_tiny_cpu.py",
                "det": "det/mask_rcnn_vit_tiny.py", "seg": "seg/upernet_vit_tiny.py"}
+# the gpu presets' (GpuPreset): a ViT-S-wide 8-block encoder, the GPU's precision, larger batches
+GPU_CONFIGS = {"pretrain": "pretrain/mae_vit_small_gpu.py", "cls": "cls/small_gpu.py", "cls-scratch": "cls/scratch_small_gpu.py",
+               "det": "det/mask_rcnn_vit_small_gpu.py", "seg": "seg/upernet_vit_small_gpu.py"}
 TABLE6_DATASETS = {"iNat 2017": "inat2017", "iNat 2018": "inat2018", "iNat 2019": "inat2019",
                    "Places205": "places205", "Places365": "places365"}
 SIZE_OF_COLUMN = {"ViT-B": "B", "ViT-L": "L", "ViT-H": "H", "ViT-H448": "H448"}
@@ -76,7 +83,7 @@ class Run:
 # -- presets -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Scale:
-    """How big each step of the CPU presets is."""
+    """How big each step of the generated-data presets (CpuPreset, GpuPreset) is."""
     pretrain_images: int
     pretrain_val_images: int  # held out of pre-training: the supervised pre-training's validation set
     pretrain_epochs: int
@@ -96,6 +103,11 @@ class Scale:
     # transfer kind ("in1k": Tables 3 and 7's classification, "table6", "det", "seg") -> how many of
     # SEEDS each of its cells runs; one pre-training per target (seed 0) feeds every seed
     runs_per_cell: dict
+    pretrain_batch: int = 32  # per step, as are the next two (capped at the images there are)
+    cls_batch: int = 32
+    dvae_batch: int = 64
+    pretrain_shards: int = 1  # the pre-training images are drawn in this many parts, written in parallel
+    pretrain_format: str = "png"  # or "jpg", which the gpu data backend decodes on the GPU
 
 
 # Fixed before any result was seen and the same for every row of a table: a cell with n runs uses
@@ -144,6 +156,22 @@ SCALES = {
                    in1k_images=(20, 10), cls_images=(20, 10), cls_epochs=1, scratch_epochs=1, table6_epochs=1,
                    coco_images=(8, 4), det_iters=2, ade_images=(8, 4), seg_iters=2, targets=ALL_TARGETS,
                    dense_sources=(*ALL_TARGETS, "supervised"), runs_per_cell=dict(in1k=2, table6=1, det=2, seg=2)),
+    # gpu (GpuPreset, meant for at most 6 minutes on one H100/H200 with --jobs 8, compilation included; not
+    # yet measured on one): small's graph, every target and transfer, 3 runs a cell, at a scale well above
+    # it: 32,768 pre-training images (33x the labelled ImageNet-layout set of 1,000), drawn in 16 shards
+    # and stored as JPEGs for the gpu data backend, a ViT-S-wide encoder, the configs' GPU batches.
+    "gpu": Scale(pretrain_images=32768, pretrain_val_images=2048, pretrain_epochs=20, supervised_epochs=8, dvae_epochs=3,
+                 in1k_images=(1000, 1000), cls_images=(1000, 500), cls_epochs=50, scratch_epochs=100, table6_epochs=20,
+                 coco_images=(600, 200), det_iters=600, ade_images=(600, 200), seg_iters=600, targets=ALL_TARGETS,
+                 dense_sources=(*ALL_TARGETS, "supervised"), runs_per_cell=dict(in1k=3, table6=3, det=3, seg=3),
+                 pretrain_batch=256, cls_batch=64, dvae_batch=256, pretrain_shards=16, pretrain_format="jpg"),
+    # gpu-smoke: the gpu preset's runs, launchers and data formats for a few iterations (a pipeline check
+    # that runs on a CPU too); one seed a cell, so that every kind of run starts once
+    "gpu-smoke": Scale(pretrain_images=64, pretrain_val_images=16, pretrain_epochs=1, supervised_epochs=1, dvae_epochs=1,
+                       in1k_images=(20, 10), cls_images=(20, 10), cls_epochs=1, scratch_epochs=1, table6_epochs=1,
+                       coco_images=(8, 4), det_iters=2, ade_images=(8, 4), seg_iters=2, targets=ALL_TARGETS,
+                       dense_sources=(*ALL_TARGETS, "supervised"), runs_per_cell=dict(in1k=1, table6=1, det=1, seg=1),
+                       pretrain_batch=16, cls_batch=16, dvae_batch=16, pretrain_shards=2, pretrain_format="jpg"),
 }
 # The ablations presets (AblationPreset): the data, encoder, pre-training and fine-tuning lengths of
 # tiny (and of smoke, for the pipeline check), with the seeds of their transfer kinds: linear probes
@@ -237,6 +265,13 @@ class CpuPreset(Preset):
     (ViT-Tiny width, 4 blocks, 8 px patches, 64 px; Mask R-CNN at 128 px); the ViT-B column stands for it."""
 
     sizes = {"B": "tiny"}
+    CONFIGS = CPU_CONFIGS
+    ENCODER = "a ViT-Tiny-width, 4-block, 8 px-patch ViT at 64 px"  # what the ViT-B column holds (the tables' note)
+    loading: tuple[str, ...] = IN_PROCESS_LOADING  # the classification runs' data-loading settings
+
+    def command(self, kind: str, *args: object) -> list[str]:
+        """The command line of one run of TOOLS[kind]'s tool (here: the tool in this Python)."""
+        return tool(TOOLS[kind].script, *args)
 
     def __init__(self, name: str, out: str, args: argparse.Namespace) -> None:
         super().__init__(name, out, args)
@@ -258,23 +293,31 @@ class CpuPreset(Preset):
         return Run(func=self.write_data)
 
     def write_data(self) -> None:
+        """Every generated set, the sets (and the pre-training images' shards) in parallel processes: each
+        draws from a generator of its own, so the files do not depend on how many run at once."""
         from reproduction import toy_data as toy
 
         s, d, seed = self.scale, self.data, 10 * self.data_seed  # each set its own seed: seed + 0 .. 9
-        toy.write_image_folder(os.path.join(d, "pretrain"), s.pretrain_images, size=80, seed=seed,
-                               num_val=s.pretrain_val_images)
-        toy.write_classification_sets(os.path.join(d, "cls"), *s.in1k_images, size=64, seed=seed + 1, datasets=("imagenet",))
+        parts: list[Callable[[], object]] = [
+            partial(toy.write_image_folder_shard, os.path.join(d, "pretrain"), s.pretrain_images, 80, seed,
+                    s.pretrain_val_images, s.pretrain_shards, shard, s.pretrain_format) for shard in range(s.pretrain_shards)]
+        parts.append(partial(toy.write_classification_sets, os.path.join(d, "cls"), *s.in1k_images, size=64,
+                             seed=seed + 1, datasets=("imagenet",)))
         for k, dataset in enumerate(TABLE6_DATASETS.values()):  # each with scenes of its own
-            toy.write_classification_sets(os.path.join(d, "cls"), *s.cls_images, size=64, seed=seed + 2 + k,
-                                          datasets=(dataset,))
-        toy.write_coco(os.path.join(d, "coco"), *s.coco_images, size=128, seed=seed + 8)
-        toy.write_ade20k(os.path.join(d, "ade"), *s.ade_images, size=64, seed=seed + 9)
+            parts.append(partial(toy.write_classification_sets, os.path.join(d, "cls"), *s.cls_images, size=64,
+                                 seed=seed + 2 + k, datasets=(dataset,)))
+        parts.append(partial(toy.write_coco, os.path.join(d, "coco"), *s.coco_images, size=128, seed=seed + 8))
+        parts.append(partial(toy.write_ade20k, os.path.join(d, "ade"), *s.ade_images, size=64, seed=seed + 9))
+        # spawned, not forked: reproduce.py runs this in one of its threads
+        with ProcessPoolExecutor(min(len(parts), os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn")) as pool:
+            for done in [pool.submit(part) for part in parts]:
+                done.result()
 
     def dvae(self) -> Run:
         s = self.scale
-        return Run(deps=("toy_data",), argv=tool(
-            TOOLS["dvae"].script, "--data", os.path.join(self.data, "pretrain"), "--output-dir", self.out("dvae"),
-            "--epochs", s.dvae_epochs, "--batch-size", 64 if s.pretrain_images >= 64 else s.pretrain_images, "--resume",
+        return Run(deps=("toy_data",), argv=self.command(
+            "dvae", "--data", os.path.join(self.data, "pretrain"), "--output-dir", self.out("dvae"),
+            "--epochs", s.dvae_epochs, "--batch-size", min(s.dvae_batch, s.pretrain_images), "--resume",
             "--seed", self.data_seed))
 
     def supervised_run(self, size: str) -> str:
@@ -291,29 +334,29 @@ class CpuPreset(Preset):
                               f"--preset small runs every target")
         if target == "supervised":  # the from-scratch recipe on the pre-training images (train/ and val/)
             epochs = s.supervised_epochs
-            return Run(deps=deps, argv=tool(
-                TOOLS["cls"].script, "--cfg", CPU_CONFIGS["cls-scratch"], "--dataset", "imagenet",
+            return Run(deps=deps, argv=self.command(
+                "cls", "--cfg", self.CONFIGS["cls-scratch"], "--dataset", "imagenet",
                 "--data-root", os.path.join(self.data, "pretrain"), "--output-dir", self.out(f"pretrain-{size}-supervised"),
                 "--resume", "auto", *cls_schedule(epochs), f"seed={self.data_seed}",
-                f"batch_size={min(32, s.pretrain_images)}", *IN_PROCESS_LOADING))
+                f"batch_size={min(s.cls_batch, s.pretrain_images)}", *self.loading))
         extra = []
         if target == "dvae_token":
             extra, deps = [f"tokenizer={os.path.join(self.out('dvae'), 'dvae.pth')}"], ("toy_data", "dvae")
-        return Run(deps=deps, argv=tool(
-            TOOLS["pretrain"].script, "--cfg", CPU_CONFIGS["pretrain"], "--data", os.path.join(self.data, "pretrain"),
+        return Run(deps=deps, argv=self.command(
+            "pretrain", "--cfg", self.CONFIGS["pretrain"], "--data", os.path.join(self.data, "pretrain"),
             "--output-dir", self.out(f"pretrain-{size}-{target}"), "--resume", "auto", f"target={target}",
             f"epochs={s.pretrain_epochs}", f"warmup_epochs={max(1, s.pretrain_epochs // 10)}",
             f"vis_every={s.pretrain_epochs}",
-            f"batch_size={min(32, s.pretrain_images)}", f"seed={self.data_seed}", *extra))
+            f"batch_size={min(s.pretrain_batch, s.pretrain_images)}", f"seed={self.data_seed}", *extra))
 
     def cls(self, dataset: str, size: str, source: str, seed: int) -> Run:
         s = self.scale
         epochs = s.scratch_epochs if source == "scratch" else s.cls_epochs if dataset == "imagenet" else s.table6_epochs
-        argv = tool(TOOLS["cls"].script, "--cfg", CPU_CONFIGS["cls-scratch" if source == "scratch" else "cls"],
+        argv = self.command("cls", "--cfg", self.CONFIGS["cls-scratch" if source == "scratch" else "cls"],
                     "--dataset", dataset, "--data-root", os.path.join(self.data, "cls", dataset),
                     "--output-dir", self.out(f"cls-{dataset}-{size}-{source}-seed{seed}"), "--resume", "auto",
                     *cls_schedule(epochs), f"seed={seed}", f"results_csv={self.csv('cls')}",
-                    f"batch_size={min(32, s.cls_images[0])}", *IN_PROCESS_LOADING)
+                    f"batch_size={min(s.cls_batch, s.cls_images[0])}", *self.loading)
         deps: tuple[str, ...] = ("toy_data",)
         if source != "scratch":
             init, run = self.checkpoint(source, size)
@@ -333,8 +376,8 @@ class CpuPreset(Preset):
         # the recipe's steps at 89% and 96%, kept distinct and inside the schedule for very short runs
         first = max(1, int(n * 0.89))
         second = max(first + 1, int(n * 0.96))
-        return Run(deps=("toy_data", run), **self.recorded("det"), argv=tool(
-            TOOLS["det"].script, "--cfg", CPU_CONFIGS["det"], "--init", init,
+        return Run(deps=("toy_data", run), **self.recorded("det"), argv=self.command(
+            "det", "--cfg", self.CONFIGS["det"], "--init", init,
             "--output-dir", self.out(f"det-{size}-{source}-seed{seed}"), "--resume", "--results-csv", self.csv("det"),
             "--dataset", f"toy_coco_train={coco}/annotations/instances_train.json:{coco}/train",
             "--dataset", f"toy_coco_val={coco}/annotations/instances_val.json:{coco}/val",
@@ -349,12 +392,43 @@ class CpuPreset(Preset):
         n, warmup = self.scale.seg_iters, max(1, self.scale.seg_iters // 10)
         schedule = [dict(type="LinearLR", start_factor=1e-6, by_epoch=False, begin=0, end=warmup),
                     dict(type="PolyLR", power=1.0, eta_min=0.0, by_epoch=False, begin=warmup, end=n)]
-        return Run(deps=("toy_data", run), **self.recorded("seg"), argv=tool(
-            TOOLS["seg"].script, "--cfg", CPU_CONFIGS["seg"], "--init", init,
+        return Run(deps=("toy_data", run), **self.recorded("seg"), argv=self.command(
+            "seg", "--cfg", self.CONFIGS["seg"], "--init", init,
             "--data-root", os.path.join(self.data, "ade", "ADEChallengeData2016"),
             "--work-dir", self.out(f"seg-{size}-{source}-seed{seed}"), "--resume", "auto", "--results-csv",
             self.csv("seg"), f"train_cfg.max_iters={n}", f"train_cfg.val_interval={n}", f"param_scheduler={schedule}",
             f"default_hooks.checkpoint.interval={max(1, n // 2)}", f"randomness.seed={seed}"))
+
+
+class GpuPreset(CpuPreset):
+    """gpu / gpu-smoke: the CPU presets' graph of generated data on one GPU, each run through the launcher
+    a GPU user starts it with: torchrun (one process, NCCL) for pre-training, classification and
+    UperNet (mmengine's `pytorch` launcher, AMP), Detectron2's launch for Mask R-CNN (AMP as its config
+    says); the encoder of GPU_CONFIGS (ViT-S width, 8 blocks, 8 px patches, 64 px). gpu-smoke is the same
+    for a few iterations, on whatever device there is: on a CPU the same launchers with gloo and fp32."""
+
+    sizes = {"B": "small"}
+    CONFIGS = GPU_CONFIGS
+    ENCODER = "a ViT-S-width, 8-block, 8 px-patch ViT at 64 px"
+    loading = ("num_workers=2",)
+
+    def __init__(self, name: str, out: str, args: argparse.Namespace) -> None:
+        super().__init__(name, out, args)
+        import torch
+
+        self.cuda = torch.cuda.is_available()
+
+    def command(self, kind: str, *args: object) -> list[str]:
+        script = tool_path(TOOLS[kind].script)
+        if kind == "dvae":  # one process, on the GPU if there is one
+            return [sys.executable, script, *map(str, args), "--num-workers", "4"]
+        if kind == "det":  # Detectron2's launch: --num-gpus processes
+            return [sys.executable, script, *map(str, args), "--num-gpus", "1"]
+        # --standalone: a free port of its own, so that runs going at once do not meet
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", script]
+        if kind == "seg":
+            return [*torchrun, *map(str, args), "--launcher", "pytorch", *(["--amp"] if self.cuda else [])]
+        return [*torchrun, *map(str, args)]
 
 
 class PaperPreset(Preset):
@@ -490,5 +564,6 @@ class AblationPreset(CpuPreset):
         return replace(run, argv=argv + list(overrides))
 
 
-PRESETS = {"tiny": CpuPreset, "small": CpuPreset, "smoke": CpuPreset, "paper": PaperPreset,
+PRESETS = {"tiny": CpuPreset, "small": CpuPreset, "smoke": CpuPreset, "gpu": GpuPreset, "gpu-smoke": GpuPreset,
+           "paper": PaperPreset,
            "ablations": AblationPreset, "ablations-smoke": AblationPreset}

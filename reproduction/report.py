@@ -10,7 +10,10 @@ import csv
 import os
 import shlex
 import statistics
+import time
 from collections.abc import Sequence
+
+import torch
 from typing import TYPE_CHECKING, cast
 
 from . import findings
@@ -56,9 +59,9 @@ def measure(cells: Sequence[Cell], preset: Preset) -> None:
 def scale_note(preset: Preset) -> str:
     if isinstance(preset, CpuPreset):
         s = preset.scale
-        return (f"{preset.name} preset: the ViT-B column holds a ViT-Tiny-width, 4-block, 8 px-patch ViT at "
-                f"64 px, pre-trained {s.pretrain_epochs} epochs on {s.pretrain_images} generated images, and the "
-                f"transfer data are generated too: compare rows with each other, not values with the paper's")
+        return (f"{preset.name} preset: the ViT-B column holds {preset.ENCODER}, pre-trained {s.pretrain_epochs} "
+                f"epochs on {s.pretrain_images} generated images, and the transfer data are generated too: "
+                f"compare rows with each other, not values with the paper's")
     return ""
 
 
@@ -454,3 +457,44 @@ def export_ablations(cells: Sequence[Cell], preset: Preset) -> None:
             _pyplot().close(fig)
             print(f"[reproduce] plot: {path}")
     write_findings(cells, preset)
+
+
+# -- a preset's results in a benchmarks document (tools/reproduce.py --record FILE) -------------------------
+def record(path: str, preset: Preset, names: Sequence[str], tables: Sequence[int]) -> str:
+    """Writes the run's tables, verdicts and times into FILE's section for this preset, between marker
+    lines (an earlier section for it is replaced; none: appended). Wall time: from the first run's start
+    to the last run's end (each done marker holds its run's seconds and was written at its end)."""
+    ends, seconds = [], []
+    for name in names:
+        marker = preset.runs[name].marker
+        with open(marker) as f:
+            seconds.append(float(f.read()))
+        ends.append(os.path.getmtime(marker))
+    wall = max(ends) - min(end - s for end, s in zip(ends, seconds))
+    machine = f"{os.cpu_count()} CPU cores, torch {torch.__version__}"
+    if torch.cuda.is_available():
+        machine = f"{torch.cuda.get_device_name()}, {machine}"
+    slowest = sorted(zip(seconds, names), reverse=True)[:5]
+    begin, end = f"<!-- tools/reproduce.py --preset {preset.name}: begin -->", f"<!-- tools/reproduce.py --preset {preset.name}: end -->"
+    # the documents' headings two levels down, under this section's
+    with open(os.path.join(preset.results, "tables", "tables.md")) as f:
+        tables_md = "### " + f.read().strip().removeprefix("# ").replace("\n## ", "\n#### ")
+    with open(os.path.join(preset.results, "findings.md")) as f:
+        findings_md = "#### " + f.read().strip().split("\n## ", 1)[-1].replace("\n## ", "\n#### ")
+    section = "\n".join([
+        begin, f"## `tools/reproduce.py --preset {preset.name}`: {machine}, {time.strftime('%Y-%m-%d')}", "",
+        f"{len(names)} runs (tables {','.join(map(str, tables))}): {wall:.0f} s from the first run's start to the "
+        f"last one's end, {sum(seconds):.0f} s of run time in all; the longest: "
+        + ", ".join(f"{name} {s:.0f} s" for s, name in slowest) + " (all: results/timings.csv).",
+        "", tables_md, "", "### Findings", "", findings_md, end])
+    text = ""
+    if os.path.isfile(path):
+        with open(path) as f:
+            text = f.read()
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + section + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+    return path

@@ -144,20 +144,32 @@ def render_scene(rng: np.random.Generator, size: int, photos: Sequence[np.ndarra
     return np.asarray(img), [o for o in objects if o["mask"].any() and o["category"] in categories]
 
 
-def write_image_folder(out: str, num_images: int, size: int, seed: int, num_val: int = 0) -> str:
+def write_image_folder(out: str, num_images: int, size: int, seed: int, num_val: int = 0, shards: int = 1,
+                       image_format: str = "png") -> str:
     """Unlabelled-style pre-training scenes as an ImageNet-style folder OUT/train/CLASS/*.png (and
-    OUT/val/CLASS/*.png with num_val > 0): objects of both kinds, the folder being the largest
-    classification object's class, the label the supervised baseline trains on."""
-    rng = np.random.default_rng(seed)
+    OUT/val/CLASS/*.png with num_val > 0; *.jpg with image_format="jpg"): objects of both kinds, the folder
+    being the largest classification object's class, the label the supervised baseline trains on.
+    shards > 1 draws the images in that many independent parts (write_image_folder_shard), which can be
+    written in parallel; the data depend on the number of shards, not on how they are run."""
+    for shard in range(shards):
+        write_image_folder_shard(out, num_images, size, seed, num_val, shards, shard, image_format)
+    return os.path.join(out, "train")
+
+
+def write_image_folder_shard(out: str, num_images: int, size: int, seed: int, num_val: int, shards: int, shard: int,
+                             image_format: str = "png") -> None:
+    """Part `shard` of write_image_folder's images: a contiguous range of each split's indices, drawn from
+    a generator of its own (seeded [seed, shard]; a single shard: seeded `seed`, as it always was)."""
+    rng = np.random.default_rng(seed if shards == 1 else [seed, shard])
     photos = _photo_backgrounds()
+    save_args = {"quality": 95} if image_format == "jpg" else {}
     for split, count in (("train", num_images), ("val", num_val)):
-        for i in range(count):
+        for i in range(count * shard // shards, count * (shard + 1) // shards):
             objects: list[dict[str, Any]] = []
             while not objects:  # drawn again when the dense objects covered the classification one
                 img, objects = render_scene(rng, size, photos, max_objects=1, distractors=DENSE_CLASSES, max_distractors=2)
             largest = max(objects, key=lambda o: o["mask"].sum())["category"]
-            _save(os.path.join(out, split, largest, f"{i:06d}.png"), img)
-    return os.path.join(out, "train")
+            _save(os.path.join(out, split, largest, f"{i:06d}.{image_format}"), img, **save_args)
 
 
 def _labelled_scenes(rng, count, size, photos):

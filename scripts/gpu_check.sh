@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# The GPU acceptance run (issue 12): tools/bench_gpu.py on a machine with one NVIDIA GPU and a Python of
-# its own with torch, torchvision, timm and transformers, but no registry (the lent GPU machine).
+# The GPU acceptance run on a machine with one NVIDIA GPU and a Python of its own with torch, torchvision,
+# timm and transformers, but no registry (the lent GPU machine).
 #
-#   bash scripts/gpu_check.sh --prepare   # here, with a registry: what that machine lacks -> .gpu_wheels/
-#   bash scripts/gpu_check.sh             # there (.gpu_wheels/ carried along): installs it under /tmp,
-#                                         # builds mmcv's CPU ops while the GPU parts run, runs every part
+#   bash scripts/gpu_check.sh --prepare        # here, with a registry: what that machine lacks -> .gpu_wheels/
+#   bash scripts/gpu_check.sh --parts preset   # there (.gpu_wheels/ carried along): installs it under /tmp,
+#   bash scripts/gpu_check.sh --parts data,mfu #   builds mmcv's CPU ops in the background if a part needs them
 #
-# Results in $OUT (default ./gpu_check): gpu_check.csv, gpu_check.md, gpu_check.log, mmcv_build.log.
+# Parts (--parts, comma-separated; default: all, which is more than one 10-minute command):
+#   steps   every pipeline's training step, timed and sized (tools/bench_gpu.py; docs/benchmarks.md has its tables)
+#   preset  the whole pipeline on this GPU: tools/reproduce.py --preset gpu --jobs 8 (at most 6 minutes is the
+#           goal), its tables, verdicts and times written into docs/benchmarks.md (copied to $OUT/benchmarks.md)
+#   data    the pre-training loader, both data backends, 1 and 15 workers (tools/bench_gpu.py --parts data)
+#   mfu     the MFU trials of the ViT-B pre-training step (tools/bench_mfu.py, within a 330 s budget)
+# Results in $OUT (default ./gpu_check): gpu_check.csv/.md, mfu/, preset/, gpu_check.log, mmcv_build.log.
+# PRESET=gpu-smoke (and JOBS=2) runs the preset part's runs for a few iterations, on a CPU too (tests/test_reproduce_gpu.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=.gpu_wheels
@@ -31,8 +38,16 @@ if [[ ${1:-} == --prepare ]]; then
     exit 0
 fi
 
+PARTS=all
+if [[ ${1:-} == --parts ]]; then PARTS=${2:?--parts needs a list such as preset or data,mfu}; fi
+[[ $PARTS == all ]] && PARTS=steps,preset,data,mfu
+for part in ${PARTS//,/ }; do
+    [[ $part =~ ^(steps|preset|data|mfu)$ ]] || { echo "error: --parts: unknown part $part (steps, preset, data, mfu)"; exit 2; }
+done
+wants() { [[ ,$PARTS, == *,$1,* ]]; }
 OUT=${OUT:-gpu_check}
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 SITE=/tmp/gpu_check_site
 exec > >(tee -a "$OUT/gpu_check.log") 2>&1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
@@ -44,6 +59,7 @@ if [[ -d $WHEELS ]]; then
 fi
 # the project from this checkout (not pip-installed here) and the wheels above
 export PYTHONPATH=$SITE:$PWD PYTHONUNBUFFERED=1
+status=0
 
 # mmcv's compiled CPU ops (all UperNet needs), built on the CPUs while the GPU parts run
 build_mmcv() {
@@ -54,14 +70,39 @@ build_mmcv() {
         $PY -m pip wheel -q --no-build-isolation --no-deps . -w $src/dist &&
         $PY -m pip install -q --no-index --no-deps --no-compile --target $SITE $src/dist/mmcv-*.whl
 }
-start=$SECONDS
-build_mmcv > "$OUT/mmcv_build.log" 2>&1 &
-BUILD=$!
-
-$PY tools/bench_gpu.py --out "$OUT" --parts pretrain,cls,det
-if wait $BUILD; then
-    echo "mmcv built in $((SECONDS - start)) s"
-else
-    echo "mmcv build failed; the tail of $OUT/mmcv_build.log:" && tail -n 20 "$OUT/mmcv_build.log"
+BUILD=
+if [[ -d $WHEELS ]] && ! $PY -c "import mmcv.ops" 2>/dev/null && { wants steps || wants preset; }; then
+    start=$SECONDS
+    build_mmcv > "$OUT/mmcv_build.log" 2>&1 &
+    BUILD=$!
 fi
-$PY tools/bench_gpu.py --out "$OUT" --parts data,seg,memory --append
+wait_mmcv() {
+    [[ -z $BUILD ]] && return 0
+    if wait $BUILD; then
+        echo "mmcv built in $((SECONDS - start)) s"
+    else
+        echo "mmcv build failed; the tail of $OUT/mmcv_build.log:" && tail -n 20 "$OUT/mmcv_build.log"
+    fi
+    BUILD=
+}
+
+if wants steps; then
+    $PY tools/bench_gpu.py --out "$OUT" --parts pretrain,cls,det || status=1
+    wait_mmcv
+    $PY tools/bench_gpu.py --out "$OUT" --parts seg,memory --append || status=1
+fi
+if wants preset; then
+    preset=${PRESET:-gpu}
+    # the runs without UperNet first, while mmcv builds; then the rest (finished runs are skipped)
+    $PY tools/reproduce.py --preset "$preset" --out "$OUT/preset" --jobs "${JOBS:-8}" --tables 3,4,6 || status=1
+    wait_mmcv
+    $PY tools/reproduce.py --preset "$preset" --out "$OUT/preset" --jobs "${JOBS:-8}" --record "${BENCHMARKS:-docs/benchmarks.md}" || status=1
+    cp "${BENCHMARKS:-docs/benchmarks.md}" "$OUT/benchmarks.md"
+fi
+if wants data; then
+    $PY tools/bench_gpu.py --out "$OUT" --parts data $([[ -f $OUT/gpu_check.csv ]] && echo --append) || status=1
+fi
+if wants mfu; then
+    $PY tools/bench_mfu.py --out "$OUT/mfu" --budget-s 330 || status=1
+fi
+exit $status

@@ -39,8 +39,6 @@ from common.cli import resolve_config_path
 PART_LIMITS_S = {"pretrain": 240, "cls": 50, "data": 120, "det": 100, "seg": 80, "memory": 100}
 # --quick: ViT-Tiny width with 8 px patches on 32 px images and a narrow decoder
 TINY_MAE = dict(img_size=32, patch_size=8, decoder_embed_dim=64, decoder_num_heads=4)
-# Dense bf16/fp16 tensor-core peaks (NVIDIA's data sheets, SXM parts), for model FLOPs utilisation.
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
 # -- helpers shared by the parts ------------------------------------------------------------------
@@ -114,12 +112,9 @@ class Part:
         return statistics.median(times)
 
     def peak_flops(self):
-        import torch
+        from pretrain.bench import peak_flops
 
-        if not self.cuda:
-            return None
-        name = torch.cuda.get_device_name(self.device)
-        return next((flops for key, flops in PEAK_FLOPS.items() if key in name), None)
+        return peak_flops(self.device)
 
 
 def largest_batch(part, candidates, try_batch):

@@ -2,6 +2,7 @@
 """Reproduces the paper's Tables 3-7 as one dependency graph of runs, then exports the tables.
 
   python tools/reproduce.py --preset tiny --out demo_output --jobs 2  # `make demo`: all on this CPU
+  python tools/reproduce.py --preset gpu --out gpu_output --jobs 8    # one GPU, through torchrun / launch
   python tools/reproduce.py --preset paper --data-root /data --dalle-encoder encoder.pkl \
       --nproc-per-node 8 --nnodes 4 --node-rank $RANK --master-addr $HEAD            # writes the commands
   ... --preset paper ... --launch                                    # runs them (every node, same command)
@@ -13,7 +14,7 @@ iNaturalist/Places fine-tuning, Mask R-CNN on COCO, UperNet on ADE20K) and the s
 from-scratch baseline with the transfers that start from it. Each run is the project's own tool
 (tools/pretrain.py, train_cls.py, train_det.py, train_seg.py, train_dvae.py) in a subprocess with
 its resume flag on: a finished run (OUT/runs/PRESET/NAME/reproduce.done) is skipped, an interrupted
-one continues from its last checkpoint. --jobs N runs up to N of them at once (CPU presets).
+one continues from its last checkpoint. --jobs N runs up to N of them at once (generated-data presets).
 
 Every transfer run is repeated for the first n of the fixed SEEDS (n per transfer kind and preset;
 runs named NAME-seedS); a cell is the mean over its seeds. Outputs under OUT/results/:
@@ -23,8 +24,12 @@ table,row,column,paper_value,measured_value,preset,run_dir,note,measured_std,n_r
 reproduction/findings.py) and timings.csv. Presets: tiny (generated data, a tiny ViT, the ViT-B column of
 Tables 3-6 and Table 7's normalised-pixel row, 20x more unlabelled than labelled images, 3 runs a
 cell, meant for 30 minutes on 2 CPU cores), small (40x, every target of Table 7 as well), smoke
-(the same graph as small for a few iterations: a pipeline check, its numbers mean nothing), paper
-(the real datasets and recipes, ViT-B/L/H). --data-seed N repeats a CPU preset on another draw of its data.
+(the same graph as small for a few iterations: a pipeline check, its numbers mean nothing), gpu
+(small's graph on one GPU, 32,768 pre-training images, a ViT-S-wide encoder, each run under torchrun
+with NCCL or Detectron2's launch, meant for 6 minutes on an H100/H200 with --jobs 8; gpu-smoke: its runs
+for a few iterations, on a CPU too), paper (the real datasets and recipes, ViT-B/L/H). --data-seed N
+repeats a generated-data preset on another draw of its data. --record FILE writes the tables, verdicts
+and run times into FILE's section for the preset (scripts/gpu_check.sh: docs/benchmarks.md).
 
   python tools/reproduce.py --preset ablations --out ablations_output --jobs 2   # Table 1, Figures 5 and 9
 
@@ -43,8 +48,8 @@ import sys
 from common import slurm
 from reproduction.paper_tables import TABLES
 from reproduction.plan import ablation_plan, ordered, plan
-from reproduction.recipes import PRESETS, AblationPreset
-from reproduction.report import export, export_ablations, write_script, write_timings
+from reproduction.recipes import PRESETS, AblationPreset, GpuPreset
+from reproduction.report import export, export_ablations, record, write_script, write_timings
 from reproduction.run import execute_all, submit_all
 
 
@@ -55,10 +60,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tables", help="comma-separated subset of 3,4,5,6,7 (default: all; the ablations presets run "
                                          "Table 1 and Figures 5 and 9)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs (done / pending) and stop")
+    parser.add_argument("--record", metavar="FILE",
+                        help="then write the tables, verdicts and run times into FILE's section for this preset "
+                             "(replaced if there is one, else appended), e.g. docs/benchmarks.md")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="CPU presets: how many independent runs go at once, sharing the cores (make demo: 2)")
+                        help="generated-data presets: how many independent runs go at once, sharing the cores (and the "
+                             "GPU of the gpu presets; make demo: 2, gpu: 8)")
     parser.add_argument("--data-seed", type=int, default=0,
-                        help="CPU presets: another draw of the generated data and of the pre-trainings' initialisation "
+                        help="generated-data presets: another draw of the generated data and of the pre-trainings' initialisation "
                              "(runs/PRESET-dataN/, results-dataN/): does a verdict hold for other data?")
     paper = parser.add_argument_group("paper preset")
     paper.add_argument("--data-root", help="holds imagenet/, coco/, ADEChallengeData2016/, inat2017-2019/, places205/, places365/")
@@ -86,10 +95,13 @@ def main(argv: list[str] | None = None) -> None:
     if not set(tables) <= set(TABLES):
         parser.error(f"--tables {args.tables!r}: only tables {sorted(TABLES)} are reproduced")
 
+    if args.record and (ablations or args.submit or (args.preset == "paper" and not args.launch)):
+        parser.error("--record writes the tables of runs done here: Tables 3-7 of a preset run in this command "
+                     "(not --submit, not the paper preset's command script, not the ablations presets)")
     if args.submit and (args.preset != "paper" or args.launch):
         parser.error("--submit submits the paper preset's runs (without --launch)")
     if args.data_seed and args.preset == "paper":
-        parser.error("--data-seed draws the CPU presets' generated data; the paper preset reads --data-root")
+        parser.error("--data-seed draws the generated-data presets' data; the paper preset reads --data-root")
     if args.data_seed < 0:
         parser.error(f"--data-seed {args.data_seed}: must be 0 or more")
     if args.jobs < 1 or (args.jobs > 1 and args.preset == "paper"):
@@ -102,6 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     pending = [n for n in names if not preset.runs[n].done]
     what = "Table 1 and Figures 5 and 9" if ablations else f"tables {','.join(map(str, tables))}"
     print(f"[reproduce] preset {args.preset}: {len(names)} runs for {what}, {len(names) - len(pending)} already done")
+    if isinstance(preset, GpuPreset) and args.preset == "gpu" and not preset.cuda and not args.dry_run:
+        parser.error("--preset gpu needs a CUDA GPU, which this machine lacks; --preset gpu-smoke runs the same "
+                     "runs for a few iterations on a CPU")
     if args.dry_run:
         for name in names:
             print(f"  {'done   ' if preset.runs[name].done else 'pending'} {name}")
@@ -119,6 +134,8 @@ def main(argv: list[str] | None = None) -> None:
         export_ablations(cells, preset)
     else:
         export(cells, preset, tables)
+    if args.record:
+        print(f"[reproduce] recorded in {record(args.record, preset, names, tables)}")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def save_figure(model, imgs, path):
     fig, axes = plt.subplots(2, len(imgs), figsize=(1.6 * len(imgs), 3.4), squeeze=False)
     for i in range(len(imgs)):
         for row, (img, name) in enumerate(((imgs, "image"), (recon, "from tokens"))):
-            axes[row, i].imshow(img[i].permute(1, 2, 0).numpy())
+            axes[row, i].imshow(img[i].permute(1, 2, 0).cpu().numpy())
             axes[row, i].axis("off")
             if i == 0:
                 axes[row, i].set_title(name, fontsize=8, loc="left")
@@ -72,7 +72,7 @@ def save_figure(model, imgs, path):
     plt.close(fig)
 
 
-def train(model, optimizer, loader, paths, path, start, args, request, partial=None):
+def train(model, optimizer, loader, paths, path, start, args, request, device, partial=None):
     """Epochs start..args.epochs, dvae.pth written after each; then the reconstructions figure. A stop
     request (common/signals.StopRequest) ends the run after a step, dvae.pth holding the state within
     the epoch; `partial` is that state, for the resumed run."""
@@ -95,9 +95,10 @@ def train(model, optimizer, loader, paths, path, start, args, request, partial=N
             totals, done = partial["totals"], partial["iteration"]
             for _ in range(done):
                 next(batches)
-            set_rng_state(partial["rng"], torch.device("cpu"))
+            set_rng_state(partial["rng"], device)
             partial = None
         for i, imgs in enumerate(batches, start=done):
+            imgs = imgs.to(device, non_blocking=True)
             tau, kl_weight, lr = schedule((epoch * len(loader) + i) / steps, args)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -112,7 +113,7 @@ def train(model, optimizer, loader, paths, path, start, args, request, partial=N
             # not after the epoch's last batch: its checkpoint follows at once
             signal_name = request.agreed() if i + 1 < len(loader) else None
             if signal_name:
-                within = {"iteration": i + 1, "totals": totals, "rng": rng_state(torch.device("cpu"))}
+                within = {"iteration": i + 1, "totals": totals, "rng": rng_state(device)}
                 checkpoint(epoch, partial_epoch=within)
                 raise Stopped(signal_name, f"epoch {epoch + 1}, iteration {i + 1}", path)
         with torch.no_grad():  # a collapsed codebook shows here first
@@ -122,7 +123,7 @@ def train(model, optimizer, loader, paths, path, start, args, request, partial=N
                   codes_used=codes_used)
         print(f"[dvae] epoch {epoch + 1}/{args.epochs}: loss {totals[0] / totals[2]:.4f}, "
               f"mse {totals[1] / totals[2]:.4f}, tau {tau:.3f}, {codes_used} codes used in the last batch")
-    first_images = next(iter(DataLoader(Images(paths[:8], args.input_size, args.input_size), 8)))
+    first_images = next(iter(DataLoader(Images(paths[:8], args.input_size, args.input_size), 8))).to(device)
     save_figure(model, first_images, os.path.join(args.output_dir, "reconstructions.png"))
 
 
@@ -150,6 +151,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--kl-weight", type=fraction, default=1e-3)
     parser.add_argument("--num-workers", type=cli.number_in("[0, inf)"), default=0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", help="where it trains (default: cuda if there is a GPU, else cpu)")
     args = parser.parse_intermixed_args(argv)
     if not args.output_dir:
         parser.error("the following arguments are required: --output-dir")
@@ -166,8 +168,14 @@ def main(argv: list[str]) -> None:
     if args.crop_size % 8 or args.crop_size > args.input_size:
         raise cli.UserError(f"--crop-size {args.crop_size} must be a multiple of 8 (the encoder downsamples 8x) "
                              f"and at most --input-size {args.input_size}")
+    try:
+        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError as e:
+        raise cli.UserError(f"--device {args.device}: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise cli.UserError(f"--device {args.device}: this machine has no CUDA GPU")
     torch.manual_seed(args.seed)
-    model = DiscreteVAE(n_hid=args.n_hid, n_blk_per_group=args.blocks_per_group, vocab_size=args.vocab_size)
+    model = DiscreteVAE(n_hid=args.n_hid, n_blk_per_group=args.blocks_per_group, vocab_size=args.vocab_size).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=0.0)
     path, start, partial = os.path.join(args.output_dir, "dvae.pth"), 0, None
     resume = path if args.resume == "auto" and os.path.isfile(path) else args.resume
@@ -184,11 +192,12 @@ def main(argv: list[str]) -> None:
         print(f"[dvae] resumed from {resume} at {where}")
     cli.ResumePoint.find = lambda: path if os.path.isfile(path) else None
     loader = DataLoader(Images(paths, args.input_size, args.crop_size), args.batch_size, shuffle=True, drop_last=True,
-                        num_workers=args.num_workers, generator=torch.Generator().manual_seed(args.seed))
+                        num_workers=args.num_workers, pin_memory=device.type == "cuda",
+                        generator=torch.Generator().manual_seed(args.seed))
     if len(loader) == 0:
         raise cli.UserError(f"{len(paths)} images in {args.data} are fewer than one batch of {args.batch_size}")
     with owned_output_dir(args.output_dir), StopRequest() as request:
-        train(model, optimizer, loader, paths, path, start, args, request, partial)
+        train(model, optimizer, loader, paths, path, start, args, request, device, partial)
     print(f"[dvae] tokenizer: {path}")
 
 
