@@ -29,7 +29,8 @@ if [[ ${1:-} == --prepare ]]; then
         python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
             $PLATFORMS -d $WHEELS "$(pin $pkg)"
     done
-    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 $PLATFORMS -d $WHEELS wcwidth platformdirs
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 $PLATFORMS -d $WHEELS wcwidth platformdirs \
+        "$(pin dall-e)"  # the dVAE architecture (the gpu preset's dvae_token target)
     python3 -m pip wheel -q --no-deps -w $WHEELS "$(pin fvcore)" "$(pin iopath)" "$(pin yacs)" antlr4-python3-runtime==4.9.3
     # detectron2: the cp310 wheel used as pure Python (see ../shared/STACK.md); mmcv: its sdist, built there
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.10 -d $WHEELS "$(pin sal-detectron2)"
@@ -94,7 +95,7 @@ fi
 if wants preset; then
     preset=${PRESET:-gpu}
     # the runs without UperNet first, while mmcv builds; then the rest (finished runs are skipped)
-    $PY tools/reproduce.py --preset "$preset" --out "$OUT/preset" --jobs "${JOBS:-8}" --tables 3,4,6 || status=1
+    $PY tools/reproduce.py --preset "$preset" --out "$OUT/preset" --jobs "${JOBS:-8}" --kinds pretrain,cls,det || status=1
     wait_mmcv
     $PY tools/reproduce.py --preset "$preset" --out "$OUT/preset" --jobs "${JOBS:-8}" --record "${BENCHMARKS:-docs/benchmarks.md}" || status=1
     cp "${BENCHMARKS:-docs/benchmarks.md}" "$OUT/benchmarks.md"

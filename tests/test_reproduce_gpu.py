@@ -45,6 +45,16 @@ def test_gpu_preset_dry_run_lists_the_whole_graph_each_run_under_its_gpu_launche
     assert det[:2] == [sys.executable, os.path.join(ROOT, "tools", "train_det.py")]
     assert det[det.index("--num-gpus") + 1] == "1" and "det/mask_rcnn_vit_small_gpu.py" in det
     assert runs["dvae"].argv[:2] == [sys.executable, os.path.join(ROOT, "tools", "train_dvae.py")]
+    # --kinds: those runs and what they need (gpu_check.sh runs UperNet's last, once mmcv is built)
+    seg = subprocess.run([*REPRODUCE, "--preset", "gpu", "--out", tmp_path, "--dry-run", "--kinds", "seg"],
+                         capture_output=True, text=True, cwd=ROOT)
+    listed_seg = [line.split()[1] for line in seg.stdout.splitlines()[1:]]
+    assert sorted(listed_seg) == sorted(n for n in listed if n.startswith(("seg-", "pretrain-", "dvae", "toy_data")))
+    assert len(listed_seg) == 6 + 12
+    wrong = subprocess.run([*REPRODUCE, "--preset", "gpu", "--out", tmp_path, "--dry-run", "--kinds", "det,sec"],
+                           capture_output=True, text=True, cwd=ROOT)
+    assert wrong.returncode == 2 and wrong.stderr.strip().splitlines()[-1].endswith(
+        "error: --kinds 'det,sec': sec is no kind of run (pretrain, cls, det, seg)")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is of a machine without a GPU")

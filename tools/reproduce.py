@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=".", help="where data/, runs/ and results/ go (default: here)")
     parser.add_argument("--tables", help="comma-separated subset of 3,4,5,6,7 (default: all; the ablations presets run "
                                          "Table 1 and Figures 5 and 9)")
+    parser.add_argument("--kinds", help="only the runs of these kinds (comma-separated: pretrain, cls, det, seg) and "
+                                        "the runs they need, e.g. pretrain,cls,det: everything but UperNet")
     parser.add_argument("--dry-run", action="store_true", help="list the runs (done / pending) and stop")
     parser.add_argument("--record", metavar="FILE",
                         help="then write the tables, verdicts and run times into FILE's section for this preset "
@@ -111,6 +113,11 @@ def main(argv: list[str] | None = None) -> None:
     preset = PRESETS[args.preset](args.preset, args.out, args)
     cells = ablation_plan(preset) if ablations else plan(preset, tables)
     names = ordered(preset, [run for c in cells for run in c.runs])
+    if args.kinds:
+        kinds = args.kinds.split(",")
+        if unknown := sorted(set(kinds) - {"pretrain", "cls", "det", "seg"}):
+            parser.error(f"--kinds {args.kinds!r}: {', '.join(unknown)} is no kind of run (pretrain, cls, det, seg)")
+        names = ordered(preset, [name for name in names if name.split("-")[0] in kinds])
     pending = [n for n in names if not preset.runs[n].done]
     what = "Table 1 and Figures 5 and 9" if ablations else f"tables {','.join(map(str, tables))}"
     print(f"[reproduce] preset {args.preset}: {len(names)} runs for {what}, {len(names) - len(pending)} already done")
