@@ -50,6 +50,8 @@ def _transformers5_name(key: str) -> str:
     return key
 
 
+# the benchmarks' dry runs (--quick): ViT-Tiny width with 8 px patches on 32 px images and a narrow decoder
+TINY_MAE = dict(img_size=32, patch_size=8, decoder_embed_dim=64, decoder_num_heads=4)
 # Dense bf16/fp16 tensor-core peaks (NVIDIA's data sheets, SXM parts), for model FLOPs utilisation.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 

@@ -35,10 +35,9 @@ import traceback
 
 
 from common.cli import resolve_config_path
+from pretrain.bench import TINY_MAE  # --quick's MAE
 
 PART_LIMITS_S = {"pretrain": 240, "cls": 50, "data": 120, "det": 100, "seg": 80, "memory": 100}
-# --quick: ViT-Tiny width with 8 px patches on 32 px images and a narrow decoder
-TINY_MAE = dict(img_size=32, patch_size=8, decoder_embed_dim=64, decoder_num_heads=4)
 
 
 # -- helpers shared by the parts ------------------------------------------------------------------

@@ -34,21 +34,20 @@ import traceback
 import torch
 
 from pretrain import build_mae
-from pretrain.bench import hf_peer, mae_step, peak_flops
+from pretrain.bench import TINY_MAE, hf_peer, mae_step, peak_flops
 
 # cheapest and likeliest first: a budget that runs out leaves the longest compile (max-autotune) out
 TRIALS = ("eager", "compile", "transformers", "cudnn_attention", "compile_optimizer", "cuda_graphs", "batch_2x",
           "max_autotune")
 NEEDS_CUDA = {"cuda_graphs", "cudnn_attention"}
 COMPILES = {"compile", "compile_optimizer", "cuda_graphs", "max_autotune", "cudnn_attention", "batch_2x"}
-TINY = dict(img_size=32, patch_size=8, decoder_embed_dim=64, decoder_num_heads=4)  # --quick
 COLUMNS = ("trial", "batch", "compile_s", "img_per_s", "mfu_pct", "loss_rel_diff_vs_eager", "speedup_vs_default",
            "verdict", "note")
 
 
 def build(trial: str, state: dict, args: argparse.Namespace, device: torch.device) -> tuple[torch.nn.Module, dict]:
     """The trial's model (the same weights) and the mae_step options it runs with."""
-    model = build_mae(args.model, norm_pix_loss=True, **(TINY if args.quick else {})).to(device)
+    model = build_mae(args.model, norm_pix_loss=True, **(TINY_MAE if args.quick else {})).to(device)
     model.load_state_dict(state)
     if trial == "transformers":
         return hf_peer(model, True).to(device), dict(is_hf=True)
@@ -143,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     cuda = device.type == "cuda"
     size = 32 if args.quick else 224
     torch.manual_seed(0)
-    model = build_mae(args.model, norm_pix_loss=True, **(TINY if args.quick else {}))
+    model = build_mae(args.model, norm_pix_loss=True, **(TINY_MAE if args.quick else {}))
     state, grid = model.state_dict(), model.grid_size[0] * model.grid_size[1]
     generator = torch.Generator().manual_seed(0)
 
